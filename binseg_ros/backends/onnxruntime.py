@@ -1,0 +1,50 @@
+"""ONNX Runtime backend: the CPU default, and the reference every other runtime is compared to."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import onnxruntime as ort
+
+from binseg_ros.backends.base import check_arrays
+from binseg_ros.engines.manifest import OUTPUT_NAME, Manifest
+from binseg_ros.modalities import Subset, subset_name
+
+
+class OnnxRuntimeBackend:
+    """One ``InferenceSession`` per subset, created on first use and kept.
+
+    Sessions are lazy because a robot typically runs one subset for hours and switches only
+    when a sensor drops out; creating all seven up front would cost start-up time and memory.
+    ``form`` picks the frequency-branch graph (``matmul`` runs on every ONNX Runtime build).
+    """
+
+    name = "onnxruntime"
+
+    def __init__(self, manifest: Manifest, form: str = "matmul", intra_op_threads: int = 0) -> None:
+        self.manifest = manifest
+        self.form = form
+        self._options = ort.SessionOptions()
+        self._options.intra_op_num_threads = intra_op_threads
+        self._options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._sessions: dict[Subset, ort.InferenceSession] = {}
+
+    def session(self, subset: Subset) -> ort.InferenceSession:
+        """The (cached) session for a subset; raises ManifestError if the folder lacks it."""
+        if subset not in self._sessions:
+            path = self.manifest.onnx_path(subset, self.form)
+            self._sessions[subset] = ort.InferenceSession(
+                str(path), self._options, providers=["CPUExecutionProvider"]
+            )
+        return self._sessions[subset]
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        entry = self.manifest.entry(list(inputs))
+        subset, arrays = check_arrays(inputs, entry.input_shapes(self.manifest.input_size))
+        (probability,) = self.session(subset).run([OUTPUT_NAME], arrays)
+        return probability[0, 0]
+
+    def __repr__(self) -> str:
+        loaded = ", ".join(subset_name(s) for s in self._sessions) or "none"
+        return f"OnnxRuntimeBackend({self.manifest.root}, form={self.form}, loaded={loaded})"

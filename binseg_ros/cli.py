@@ -1,0 +1,117 @@
+"""``binseg``: one entry point, one verb per job (export, profile, bench, ...)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from binseg_ros.errors import BinsegError
+
+LOG = logging.getLogger("binseg")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``480x640`` → ``(480, 640)`` (height × width, as in the manifest)."""
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like HEIGHTxWIDTH (e.g. 480x640), got {text!r}") from None
+    return height, width
+
+
+def _csv(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from binseg_ros.engines.export import export_engine_folder
+    from binseg_ros.modalities import subset_name
+
+    checkpoint = args.checkpoint
+    if checkpoint is None:
+        import torch
+
+        from binseg_ros.model import BinSegNet, save_checkpoint
+
+        torch.manual_seed(args.seed)
+        checkpoint = save_checkpoint(BinSegNet(), Path(args.out) / "untrained.pt", {"version": "untrained"})
+        LOG.warning("no --checkpoint given: exporting freshly initialised (untrained) weights, seed %d", args.seed)
+    manifest = export_engine_folder(
+        checkpoint, args.out, args.size, forms=args.forms, subsets=args.subsets, progress=not args.quiet
+    )
+    print(f"wrote {manifest.path} ({len(manifest.subsets)} subsets: {', '.join(manifest.subsets)})")
+    for name, entry in manifest.subsets.items():
+        for form, ref in entry.onnx.items():
+            print(f"  {subset_name(entry.subset):<20} {form:<7} {ref.file}")
+    return 0
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from binseg_ros.modalities import all_subsets
+    from binseg_ros.model import BinSegNet, load_checkpoint
+    from binseg_ros.model.profile import count_subset
+
+    net = load_checkpoint(args.checkpoint)[0] if args.checkpoint else BinSegNet().eval()
+    print(f"| subset | params | GFLOPs fft form ({args.size[0]}x{args.size[1]}) | GFLOPs matmul form |")
+    print("|---|---:|---:|---:|")
+    for subset in all_subsets():
+        fft, matmul = (count_subset(net, subset, args.size, form) for form in ("fft", "matmul"))
+        print(f"| {fft.subset} | {fft.params:,} | {fft.gflops:.2f} | {matmul.gflops:.2f} |")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from binseg_ros.bench.model import run_model_bench
+
+    return run_model_bench(args.engines, args.sizes, args.runs, args.warmup, args.checkpoint)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="binseg", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    export = verbs.add_parser("export", help="export one ONNX graph per modality subset + manifest.yaml")
+    export.add_argument("--checkpoint", type=Path, help="weights file (default: fresh untrained weights)")
+    export.add_argument("--out", type=Path, default=Path("engines"), help="engines root; writes OUT/<model>/")
+    export.add_argument(
+        "--size", type=parse_size, default=(240, 320), help="static input HEIGHTxWIDTH (240x320 keeps CPU real-time)"
+    )
+    export.add_argument("--forms", type=_csv, default=["matmul", "fft"], help="frequency forms: matmul,fft")
+    export.add_argument("--subsets", type=_csv, help="comma list like rgb+depth,thermal (default: all 7)")
+    export.add_argument("--seed", type=int, default=0, help="seed for untrained weights")
+    export.add_argument("--quiet", action="store_true", help="no progress bar")
+    export.set_defaults(func=cmd_export)
+
+    profile = verbs.add_parser("profile", help="parameters and GFLOPs per modality subset")
+    profile.add_argument("--checkpoint", type=Path, help="weights file (default: the default architecture)")
+    profile.add_argument("--size", type=parse_size, default=(480, 640), help="input HEIGHTxWIDTH")
+    profile.set_defaults(func=cmd_profile)
+
+    bench = verbs.add_parser("bench", help="benchmarks (latency ratios against a baseline in the same run)")
+    bench_verbs = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
+    model = bench_verbs.add_parser("model", help="ONNX Runtime CPU latency per subset vs torch eager")
+    model.add_argument("--engines", type=Path, default=Path("build/bench-engines"), help="scratch engines root")
+    model.add_argument("--checkpoint", type=Path, help="weights file (default: fresh untrained weights)")
+    model.add_argument("--sizes", type=parse_size, nargs="+", default=[(480, 640), (240, 320)])
+    model.add_argument("--runs", type=int, default=20, help="timed runs per subset (median reported)")
+    model.add_argument("--warmup", type=int, default=3)
+    model.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except BinsegError as exc:
+        print(f"binseg {args.verb}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

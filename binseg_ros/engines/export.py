@@ -1,0 +1,125 @@
+"""``binseg export``: one static-shape ONNX graph per modality subset, plus the manifest.
+
+Each graph is exported with the dynamo exporter, constant-folded (the DFT matrices and
+spectral gains of the matmul form become initialisers, so runtimes see plain MatMuls), and
+checked with ``onnx.checker`` (``full_check=True``) before it is listed in the manifest.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import onnx
+import onnxscript.optimizer
+import torch
+from tqdm import tqdm
+
+from binseg_ros.engines.manifest import OUTPUT_NAME, FileRef, Manifest, SubsetEntry
+from binseg_ros.errors import InputError
+from binseg_ros.hashing import sha256_file
+from binseg_ros.modalities import CHANNELS, Subset, all_subsets, parse_subset, subset_name
+from binseg_ros.model.checkpoint import load_checkpoint
+from binseg_ros.model.frequency import FREQUENCY_FORMS, FrequencyForm
+from binseg_ros.model.network import MIN_SIZE, BinSegNet, SubsetGraph
+
+LOG = logging.getLogger(__name__)
+OPSET = 20
+"""Opset 20 is the first with the DFT-20 the ``fft`` form needs; TensorRT 10.x parses it."""
+
+WEIGHTS_NAME = "weights.pt"
+# Constant folding limits (elements): large enough to fold the 160×81 / 120×120 DFT matrices
+# and the per-channel spectral gains of the biggest plane.
+_FOLD_INPUT_LIMIT = 1 << 21
+_FOLD_OUTPUT_LIMIT = 1 << 23
+
+
+def check_size(size: Sequence[int]) -> tuple[int, int]:
+    """Validate an ``(height, width)`` input size for export."""
+    if len(size) != 2 or min(size) < MIN_SIZE:
+        raise InputError(f"input size must be (height, width) with both ≥ {MIN_SIZE}, got {tuple(size)}")
+    return int(size[0]), int(size[1])
+
+
+def onnx_filename(subset: Subset, form: FrequencyForm) -> str:
+    """``rgb_depth.matmul.onnx``: file names without ``+`` for tools that dislike it."""
+    return f"{'_'.join(subset)}.{form}.onnx"
+
+
+def export_subset_onnx(
+    net: BinSegNet, subset: Subset | str, size: Sequence[int], form: FrequencyForm, path: str | Path
+) -> Path:
+    """Export one subset in one frequency form to a self-contained, checked ONNX file."""
+    subset = parse_subset(subset)
+    height, width = check_size(size)
+    if form not in FREQUENCY_FORMS:
+        raise ValueError(f"unknown frequency form {form!r}; expected one of {FREQUENCY_FORMS}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    net.set_frequency_form(form)
+    graph = SubsetGraph(net, subset).eval()
+    example = tuple(torch.zeros(1, CHANNELS[m], height, width) for m in subset)
+    with torch.no_grad():
+        program = torch.onnx.export(
+            graph,
+            example,
+            input_names=list(subset),
+            output_names=[OUTPUT_NAME],
+            opset_version=OPSET,
+            dynamo=True,
+            verbose=False,
+        )
+    onnxscript.optimizer.optimize(
+        program.model, input_size_limit=_FOLD_INPUT_LIMIT, output_size_limit=_FOLD_OUTPUT_LIMIT
+    )
+    program.save(path, external_data=False)
+    onnx.checker.check_model(str(path), full_check=True)
+    return path
+
+
+def export_engine_folder(
+    checkpoint: str | Path,
+    out_root: str | Path,
+    size: Sequence[int],
+    forms: Iterable[FrequencyForm] = FREQUENCY_FORMS,
+    subsets: Iterable[Subset | str] | None = None,
+    progress: bool = True,
+) -> Manifest:
+    """Export every subset × form of a checkpoint into ``out_root/<model name>/``.
+
+    The checkpoint is copied into the folder as ``weights.pt`` so the torch backend and the
+    manifest's sha256 refer to the same file the graphs came from.
+    """
+    net, metadata = load_checkpoint(checkpoint)
+    size = check_size(size)
+    forms = tuple(forms)
+    chosen = [parse_subset(s) for s in subsets] if subsets is not None else all_subsets()
+    root = Path(out_root) / net.config.name
+    root.mkdir(parents=True, exist_ok=True)
+    weights = root / WEIGHTS_NAME
+    if Path(checkpoint).resolve() != weights.resolve():
+        shutil.copyfile(checkpoint, weights)
+
+    entries: dict[str, SubsetEntry] = {}
+    jobs = [(subset, form) for subset in chosen for form in forms]
+    for subset, form in tqdm(jobs, desc="export", unit="graph", disable=not progress):
+        name = onnx_filename(subset, form)
+        path = export_subset_onnx(net, subset, size, form, root / name)
+        entry = entries.setdefault(subset_name(subset), SubsetEntry(subset, {}))
+        entry.onnx[form] = FileRef(name, sha256_file(path))
+        LOG.info("exported %s (%s) to %s", subset_name(subset), form, path)
+
+    manifest = Manifest(
+        root=root,
+        model=net.config.name,
+        version=str(metadata.get("version", "untrained")),
+        weights=FileRef(WEIGHTS_NAME, sha256_file(weights)),
+        input_size=size,
+        normalization=net.config.normalization.to_dict(),
+        opset=OPSET,
+        subsets=entries,
+    )
+    manifest.save()
+    return manifest

@@ -1,0 +1,55 @@
+"""Modality names, channel counts and modality subsets.
+
+A *subset* is a non-empty tuple of modality names in canonical order (rgb, depth, thermal).
+Canonical order matters: it is the order of the ONNX graph inputs and of the subset name
+(``rgb+depth``) used as a key in manifests, diagnostics and reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from itertools import combinations
+
+from binseg_ros.errors import ModalityError
+
+MODALITIES: tuple[str, ...] = ("rgb", "depth", "thermal")
+"""Every modality the network knows, in canonical order."""
+
+CHANNELS: dict[str, int] = {"rgb": 3, "depth": 1, "thermal": 1}
+"""Channel count of each modality's network input."""
+
+Subset = tuple[str, ...]
+
+
+def parse_subset(spec: str | Iterable[str]) -> Subset:
+    """Turn ``"rgb+depth"``, ``"depth,rgb"`` or ``["rgb", "depth"]`` into a canonical subset.
+
+    Raises:
+        ModalityError: an unknown or repeated name, or an empty subset.
+    """
+    if isinstance(spec, str):
+        names = [part.strip() for part in spec.replace(",", "+").split("+") if part.strip()]
+    else:
+        names = list(spec)
+    if not names:
+        raise ModalityError(f"empty modality subset {spec!r}: name at least one of {', '.join(MODALITIES)}")
+    unknown = [name for name in names if name not in MODALITIES]
+    if unknown:
+        raise ModalityError(
+            f"unknown modality {unknown[0]!r} in subset {spec!r}; expected names from {', '.join(MODALITIES)}"
+        )
+    if len(set(names)) != len(names):
+        raise ModalityError(f"modality subset {spec!r} names a modality twice")
+    return tuple(m for m in MODALITIES if m in names)
+
+
+def subset_name(subset: Iterable[str]) -> str:
+    """The canonical ``+``-joined name of a subset, e.g. ``rgb+thermal``."""
+    return "+".join(parse_subset(subset))
+
+
+def all_subsets() -> list[Subset]:
+    """All 7 non-empty subsets, the full set first and single modalities last."""
+    return [
+        combo for size in range(len(MODALITIES), 0, -1) for combo in combinations(MODALITIES, size)
+    ]

@@ -1,0 +1,292 @@
+"""Approximate-time synchroniser with per-modality health and missing-sensor fallback.
+
+ROS-free: stamps and arrival times are float seconds. The adapters (node, replay) push
+frames as they arrive and call :meth:`Synchronizer.poll` on a timer; emitted
+:class:`FrameSet` s go to whatever runs inference.
+
+Semantics (``shared/DESIGN.md`` §3):
+
+- A modality is *alive* while its last accepted frame arrived less than ``modality_timeout``
+  ago. A modality that was stale is *admitted* again only after ``readmit_frames``
+  consecutive frames, each within ``modality_timeout`` of the previous (hysteresis), so a
+  flapping sensor does not thrash engines. The *active* subset is the admitted, alive ones.
+- The anchor modality is the first active one in ``rgb, depth, thermal`` order. (DESIGN says
+  "the newest alive modality" when RGB is gone; a fixed priority is deterministic, which
+  the replay evaluation relies on to reproduce the node's output frame for frame.)
+- At start-up a modality not yet heard from is *expected* for ``modality_timeout`` after the
+  first frame of any modality, so the first sets wait for all sensors instead of starting
+  on whichever camera published first.
+- An anchor frame is emitted with, for each other active modality, the buffered frame whose
+  stamp is closest to it within ``slop``. Matched frames are consumed, so no frame is used
+  twice; frames older than a match can never match later and are dropped.
+- If another active modality has no frame within ``slop`` yet, but could still deliver one
+  (its newest stamp is below ``anchor + slop``), the anchor waits. If it can no longer
+  deliver one, the anchor is dropped. If that modality dies, waiting anchors are emitted
+  with the reduced subset: output continues within about ``modality_timeout``.
+
+Every frame that is not part of an emitted set is counted once, under a reason.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import numpy as np
+
+from binseg_ros.modalities import MODALITIES, Subset
+
+
+class DropReason(str, Enum):
+    """Why a frame or set never reached the output; the diagnostics counter keys."""
+
+    STAMP_NOT_INCREASING = "stamp_not_increasing"
+    RESOLUTION_MISMATCH = "resolution_mismatch"
+    NO_MATCH = "no_match"  # an anchor for which an active modality has no frame within slop
+    UNMATCHED = "unmatched"  # a non-anchor frame that no anchor picked
+    NOT_ADMITTED = "not_admitted"  # a returning modality's frame during hysteresis
+    BUFFER_OVERFLOW = "buffer_overflow"
+    REQUIRED_MISSING = "required_missing"  # anchor while a required modality is not active
+    SUPERSEDED = "superseded"  # a set replaced by a newer one before inference took it
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One converted sensor image: ``data`` in sensor units, ``header`` passed through as is."""
+
+    modality: str
+    stamp: float
+    arrival: float
+    data: np.ndarray
+    header: Any = None
+
+    @property
+    def resolution(self) -> tuple[int, int]:
+        return self.data.shape[0], self.data.shape[1]
+
+
+@dataclass(frozen=True)
+class FrameSet:
+    """Frames of the active subset, synchronised to the anchor frame."""
+
+    anchor: Frame
+    frames: dict[str, Frame]
+
+    @property
+    def subset(self) -> Subset:
+        return tuple(m for m in MODALITIES if m in self.frames)
+
+    @property
+    def last_arrival(self) -> float:
+        """When the last frame of the set arrived: the start of end-to-end latency."""
+        return max(f.arrival for f in self.frames.values())
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    slop: float = 0.05
+    modality_timeout: float = 0.5
+    readmit_frames: int = 3
+    buffer_size: int = 10
+    required: Subset = ()
+
+    def __post_init__(self) -> None:
+        if self.slop <= 0:
+            raise ValueError(f"slop must be > 0 s, got {self.slop}")
+        if self.modality_timeout <= 0:
+            raise ValueError(f"modality_timeout must be > 0 s, got {self.modality_timeout}")
+        if self.readmit_frames < 1:
+            raise ValueError(f"readmit_frames must be >= 1, got {self.readmit_frames}")
+        if self.buffer_size < 1:
+            raise ValueError(f"buffer_size must be >= 1, got {self.buffer_size}")
+
+
+class Health(str, Enum):
+    OK = "OK"
+    STALE = "STALE"
+    RECOVERING = "RECOVERING"  # frames arriving again, not yet admitted
+
+
+@dataclass
+class _Channel:
+    """Per-modality state: the ring buffer and the health bookkeeping."""
+
+    buffer: deque[Frame] = field(default_factory=deque)
+    last_stamp: float | None = None
+    last_arrival: float | None = None
+    last_resolution: tuple[int, int] | None = None
+    admitted: bool = False
+    streak: int = 0  # consecutive frames while not admitted
+    received: int = 0
+
+
+class Synchronizer:
+    """Thread-safe: ``push`` from subscription callbacks, ``poll`` from a timer."""
+
+    def __init__(self, config: SyncConfig, emit: Callable[[FrameSet], None]) -> None:
+        self.config = config
+        self._emit = emit
+        self._lock = threading.Lock()
+        self._channels = {m: _Channel() for m in MODALITIES}
+        self.drops: Counter[str] = Counter()
+        self.emitted = 0
+        self._started: float | None = None  # arrival of the very first accepted frame
+
+    # -- input -------------------------------------------------------------------------
+    def push(self, frame: Frame) -> DropReason | None:
+        """Offer a frame; returns the drop reason if it was rejected on arrival."""
+        with self._lock:
+            channel = self._channels[frame.modality]
+            channel.received += 1
+            reason = self._reject_reason(frame, channel)
+            if reason is not None:
+                self.drops[reason.value] += 1
+                return reason
+            if self._started is None:
+                self._started = frame.arrival
+            self._update_health(frame, channel)
+            channel.last_stamp = frame.stamp
+            channel.last_arrival = frame.arrival
+            channel.last_resolution = frame.resolution
+            channel.buffer.append(frame)
+            if len(channel.buffer) > self.config.buffer_size:
+                channel.buffer.popleft()
+                self.drops[DropReason.BUFFER_OVERFLOW.value] += 1
+            self._match(frame.arrival)
+            return None
+
+    def poll(self, now: float) -> None:
+        """Re-evaluate health at ``now`` (a sensor that stopped sends nothing to trigger it)."""
+        with self._lock:
+            self._match(now)
+
+    # -- state -------------------------------------------------------------------------
+    def health(self, now: float) -> dict[str, Health]:
+        with self._lock:
+            return {m: self._health(m, now) for m in MODALITIES}
+
+    def active(self, now: float) -> Subset:
+        with self._lock:
+            return self._active(now)
+
+    def received(self) -> dict[str, int]:
+        with self._lock:
+            return {m: c.received for m, c in self._channels.items()}
+
+    # -- internals (lock held) ---------------------------------------------------------
+    def _alive(self, channel: _Channel, now: float) -> bool:
+        return channel.last_arrival is not None and now - channel.last_arrival <= self.config.modality_timeout
+
+    def _health(self, modality: str, now: float) -> Health:
+        channel = self._channels[modality]
+        if not self._alive(channel, now):
+            return Health.STALE
+        return Health.OK if channel.admitted else Health.RECOVERING
+
+    def _active(self, now: float) -> Subset:
+        return tuple(m for m in MODALITIES if self._health(m, now) is Health.OK)
+
+    def _reject_reason(self, frame: Frame, channel: _Channel) -> DropReason | None:
+        if channel.last_stamp is not None and frame.stamp <= channel.last_stamp:
+            return DropReason.STAMP_NOT_INCREASING
+        reference = self._reference_resolution(frame.modality, frame.arrival)
+        if reference is not None and frame.resolution != reference:
+            return DropReason.RESOLUTION_MISMATCH
+        return None
+
+    def _reference_resolution(self, modality: str, now: float) -> tuple[int, int] | None:
+        """Resolution set by the highest-priority alive modality above ``modality``, if any."""
+        for other in MODALITIES:
+            if other == modality:
+                return None
+            channel = self._channels[other]
+            if self._alive(channel, now):
+                return channel.last_resolution
+        return None
+
+    def _update_health(self, frame: Frame, channel: _Channel) -> None:
+        if channel.admitted and not self._alive(channel, frame.arrival):
+            channel.admitted = False  # it went stale: it must earn re-admission
+            channel.streak = 0
+        if channel.admitted:
+            return
+        first_ever = channel.last_arrival is None
+        channel.streak = channel.streak + 1 if self._alive(channel, frame.arrival) else 1
+        # At start-up every sensor is admitted on its first frame; hysteresis is for returns.
+        if first_ever or channel.streak >= self.config.readmit_frames:
+            channel.admitted = True
+
+    def _expected(self, now: float) -> Subset:
+        """Modalities never heard from, still within the start-up grace period."""
+        if self._started is None or now - self._started > self.config.modality_timeout:
+            return ()
+        return tuple(m for m, c in self._channels.items() if c.last_arrival is None)
+
+    def _match(self, now: float) -> None:
+        active = self._active(now)
+        expected = self._expected(now)
+        for modality in MODALITIES:
+            if modality not in active:
+                self._discard_inactive(modality, now)
+        if not active:
+            return
+        anchor_modality, others = active[0], active[1:]
+        anchors = self._channels[anchor_modality].buffer
+        missing_required = [m for m in self.config.required if m not in active]
+        while anchors:
+            if expected:
+                return
+            anchor = anchors[0]
+            if missing_required:
+                anchors.popleft()
+                self.drops[DropReason.REQUIRED_MISSING.value] += 1
+                continue
+            matches: dict[str, Frame] = {}
+            waiting = False
+            for modality in others:
+                match = self._closest(modality, anchor.stamp)
+                if match is not None:
+                    matches[modality] = match
+                    continue
+                newest = self._channels[modality].last_stamp
+                if newest is not None and newest < anchor.stamp + self.config.slop:
+                    waiting = True
+            if waiting:
+                return
+            anchors.popleft()
+            if len(matches) < len(others):
+                self.drops[DropReason.NO_MATCH.value] += 1
+                continue
+            for modality, match in matches.items():
+                self._consume_through(modality, match)
+            self.emitted += 1
+            self._emit(FrameSet(anchor, {anchor_modality: anchor, **matches}))
+
+    def _closest(self, modality: str, stamp: float) -> Frame | None:
+        best = None
+        for frame in self._channels[modality].buffer:
+            gap = abs(frame.stamp - stamp)
+            if gap <= self.config.slop and (best is None or gap < abs(best.stamp - stamp)):
+                best = frame
+        return best
+
+    def _consume_through(self, modality: str, match: Frame) -> None:
+        """Remove ``match`` and every older frame (which no later anchor can match better)."""
+        buffer = self._channels[modality].buffer
+        while buffer:
+            frame = buffer.popleft()
+            if frame is match:
+                return
+            self.drops[DropReason.UNMATCHED.value] += 1
+
+    def _discard_inactive(self, modality: str, now: float) -> None:
+        """Frames of a stale or recovering modality can never join a set: count and drop them."""
+        channel = self._channels[modality]
+        reason = DropReason.NOT_ADMITTED if self._alive(channel, now) else DropReason.UNMATCHED
+        while channel.buffer:
+            channel.buffer.popleft()
+            self.drops[reason.value] += 1

@@ -1,0 +1,142 @@
+"""`binseg export`: 7 subsets x 2 frequency forms, checked graphs, ORT == torch within 1e-4."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from binseg_ros.backends.onnxruntime import OnnxRuntimeBackend
+from binseg_ros.engines.export import export_subset_onnx
+from binseg_ros.engines.manifest import Manifest
+from binseg_ros.errors import InputError, ManifestError, ModalityError
+from binseg_ros.hashing import sha256_file
+from binseg_ros.modalities import CHANNELS, all_subsets, subset_name
+from binseg_ros.model import SubsetGraph
+from binseg_ros.preprocess import prepare_inputs
+
+from conftest import EXPORT_SIZE, frame_inputs, random_inputs
+
+SUBSETS = all_subsets()
+FORMS = ("matmul", "fft")
+
+
+def test_manifest_lists_every_subset_with_hashes(engine_folder, checkpoint):
+    manifest = Manifest.load(engine_folder.root)
+    assert manifest == engine_folder
+    assert set(manifest.subsets) == {subset_name(s) for s in SUBSETS}
+    assert manifest.model == "binseg_s" and manifest.version == "test"
+    assert manifest.input_size == EXPORT_SIZE
+    assert manifest.weights.sha256 == sha256_file(checkpoint)
+    assert manifest.normalization["thermal_mean"] == pytest.approx(18380.0)
+    for entry in manifest.subsets.values():
+        assert set(entry.onnx) == set(FORMS)
+        for ref in entry.onnx.values():
+            assert ref.sha256 == sha256_file(manifest.root / ref.file)
+    manifest.verify()
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("subset", SUBSETS, ids="+".join)
+def test_graph_is_checked_static_and_contains_only_its_modalities(engine_folder, subset, form):
+    path = engine_folder.onnx_path(subset, form)
+    onnx.checker.check_model(str(path), full_check=True)
+    model = onnx.load(path)
+    inputs = {i.name: [d.dim_value for d in i.type.tensor_type.shape.dim] for i in model.graph.input}
+    assert inputs == {m: [1, CHANNELS[m], *EXPORT_SIZE] for m in subset}
+    (output,) = model.graph.output
+    assert output.name == "probability"
+    assert [d.dim_value for d in output.type.tensor_type.shape.dim] == [1, 1, *EXPORT_SIZE]
+    encoders = {name.split(".")[2] for name in (i.name for i in model.graph.initializer) if ".encoders." in name}
+    assert encoders == set(subset)
+    ops = {node.op_type for node in model.graph.node}
+    if form == "matmul":
+        assert "DFT" not in ops  # TensorRT <= 11.1 cannot parse DFT
+        assert not ops & {"Cos", "Sin"}  # DFT matrices were folded into initialisers
+    else:
+        assert "DFT" in ops
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("subset", SUBSETS, ids="+".join)
+def test_onnxruntime_matches_torch_on_random_and_real_inputs(engine_folder, calibrated_net, real_frames, subset, form):
+    backend = OnnxRuntimeBackend(engine_folder, form)
+    calibrated_net.set_frequency_form("fft")  # torch.fft is the reference for both graphs
+    graph = SubsetGraph(calibrated_net, subset).eval()
+    cases = [random_inputs(EXPORT_SIZE, seed=1)] + [
+        prepare_inputs(frame_inputs(frame), EXPORT_SIZE) for frame in real_frames[:2]
+    ]
+    for case in cases:
+        inputs = {m: case[m] for m in subset}
+        with torch.no_grad():
+            reference = graph(*(torch.from_numpy(inputs[m]) for m in subset))[0, 0].numpy()
+        probability = backend.run(inputs)
+        assert probability.shape == EXPORT_SIZE
+        assert np.abs(probability - reference).max() <= 1e-4
+        # Not saturated: the comparison exercises the sigmoid's sensitive range.
+        assert np.mean((reference > 0.02) & (reference < 0.98)) > 0.05
+
+
+def test_backend_rejects_wrong_shapes_and_unknown_subsets(engine_folder):
+    backend = OnnxRuntimeBackend(engine_folder, "matmul")
+    good = random_inputs(EXPORT_SIZE)
+    with pytest.raises(InputError, match=r"depth: engine expects shape \(1, 1, 480, 640\), got \(1, 1, 240, 320\)"):
+        backend.run({"rgb": good["rgb"], "depth": np.zeros((1, 1, 240, 320), np.float32)})
+    with pytest.raises(InputError, match=r"rgb: engine expects shape \(1, 3, 480, 640\), got \(1, 1, 480, 640\)"):
+        backend.run({"rgb": good["depth"]})
+    with pytest.raises(InputError, match="rgb: engine expects floating-point input, got uint8"):
+        backend.run({"rgb": good["rgb"].astype(np.uint8)})
+    with pytest.raises(ModalityError, match="unknown modality 'lidar'"):
+        backend.run({"lidar": good["depth"]})
+    with pytest.raises(ModalityError, match="empty modality subset"):
+        backend.run({})
+
+
+def test_manifest_refuses_a_changed_or_missing_file(engine_folder, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(engine_folder.root, copy)
+    manifest = Manifest.load(copy)
+    target = copy / manifest.entry("thermal").onnx["matmul"].file
+    target.write_bytes(target.read_bytes()[:-10])
+    with pytest.raises(ManifestError, match=r"thermal\.matmul\.onnx does not match its recorded sha256"):
+        manifest.verify()
+    target.unlink()
+    with pytest.raises(ManifestError, match=r"thermal\.matmul\.onnx is missing"):
+        manifest.verify()
+    with pytest.raises(ManifestError, match="no engine for subset 'rgb'"):
+        Manifest(copy, "m", "v", manifest.weights, (64, 64), {}, 20, {}).entry("rgb")
+
+
+@pytest.mark.parametrize(
+    ("subset", "size", "error", "message"),
+    [
+        ("rgb+sonar", (64, 64), ModalityError, "unknown modality 'sonar'"),
+        ("", (64, 64), ModalityError, "empty modality subset"),
+        ("rgb", (16, 64), InputError, "both ≥ 32"),
+        ("rgb", (64,), InputError, r"\(height, width\)"),
+    ],
+)
+def test_export_errors_name_the_problem(calibrated_net, tmp_path, subset, size, error, message):
+    with pytest.raises(error, match=message):
+        export_subset_onnx(calibrated_net, subset, size, "matmul", tmp_path / "x.onnx")
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_cli_export_and_its_errors(tmp_path, capsys):
+    from binseg_ros.cli import main
+
+    assert main(["export", "--out", str(tmp_path), "--size", "64x96", "--subsets", "thermal,depth+rgb", "--quiet"]) == 0
+    manifest = Manifest.load(tmp_path / "binseg_s")
+    assert set(manifest.subsets) == {"thermal", "rgb+depth"} and manifest.version == "untrained"
+    manifest.verify()
+    assert "rgb+depth" in capsys.readouterr().out
+
+    assert main(["export", "--out", str(tmp_path), "--subsets", "rgb+lidar", "--quiet"]) == 2
+    assert "unknown modality 'lidar'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["export", "--size", "480by640"])
+    assert "HEIGHTxWIDTH" in capsys.readouterr().err
+

@@ -1,0 +1,192 @@
+"""Synchroniser semantics: matching within slop, fallback, hysteresis, drop accounting."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from binseg_ros.sync import Frame, FrameSet, Health, SyncConfig, Synchronizer
+
+IMAGE = np.zeros((4, 6), np.float32)
+PERIOD = 1 / 30
+
+
+class Rig:
+    """Drives a Synchronizer with frames at given stamps; arrival = stamp + latency."""
+
+    def __init__(self, **config):
+        self.sets: list[FrameSet] = []
+        self.sync = Synchronizer(SyncConfig(**config), self.sets.append)
+        self.pushed = 0
+
+    def push(self, modality, stamp, latency=0.01, data=IMAGE):
+        self.pushed += 1
+        return self.sync.push(Frame(modality, stamp, stamp + latency, data, header=(modality, stamp)))
+
+    def tick(self, t, modalities=("rgb", "depth", "thermal"), jitter=None):
+        for m in modalities:
+            self.push(m, t + (jitter[m] if jitter else 0.0))
+
+    def accounted(self):
+        used = sum(len(s.frames) for s in self.sets)
+        buffered = sum(len(c.buffer) for c in self.sync._channels.values())
+        return used + sum(self.sync.drops.values()) + buffered
+
+
+def test_jittered_streams_give_one_set_per_rgb_frame():
+    rig = Rig(slop=0.02)
+    rng = np.random.default_rng(0)
+    for i in range(60):
+        jitter = {m: rng.uniform(-0.01, 0.01) for m in ("depth", "thermal")} | {"rgb": 0.0}
+        rig.tick(i * PERIOD, jitter=jitter)
+    assert len(rig.sets) >= 59  # the last one may wait for later frames
+    for s in rig.sets:
+        assert s.subset == ("rgb", "depth", "thermal")
+        assert s.anchor.modality == "rgb" and s.frames["rgb"] is s.anchor
+        assert all(abs(f.stamp - s.anchor.stamp) <= 0.02 for f in s.frames.values())
+    stamps = [s.anchor.stamp for s in rig.sets]
+    assert stamps == sorted(set(stamps))  # never emitted twice
+    assert rig.accounted() == rig.pushed
+
+
+def test_thermal_dies_then_returns_with_hysteresis():
+    rig = Rig(slop=0.02, modality_timeout=0.2, readmit_frames=3)
+    t = 0.0
+    for _ in range(10):
+        rig.tick(t)
+        t += PERIOD
+    assert rig.sets[-1].subset == ("rgb", "depth", "thermal")
+    died_at = t
+    for _ in range(30):  # 1 s without thermal
+        rig.tick(t, ("rgb", "depth"))
+        rig.sync.poll(t + 0.01)
+        t += PERIOD
+    reduced = [s for s in rig.sets if s.subset == ("rgb", "depth")]
+    assert reduced, "output must continue on rgb+depth"
+    assert reduced[0].anchor.arrival - died_at <= 0.2 + 2 * PERIOD
+    assert rig.sync.health(t)["thermal"] is Health.STALE
+    # Thermal returns: admitted only after 3 consecutive frames.
+    before = len(rig.sets)
+    rig.tick(t)
+    assert rig.sync.health(t + 0.011)["thermal"] is Health.RECOVERING
+    rig.tick(t + PERIOD)
+    assert rig.sets[-1].subset == ("rgb", "depth")
+    rig.tick(t + 2 * PERIOD)
+    assert rig.sync.health(t + 2 * PERIOD + 0.011)["thermal"] is Health.OK
+    rig.tick(t + 3 * PERIOD)
+    assert rig.sets[-1].subset == ("rgb", "depth", "thermal")
+    assert len(rig.sets) > before
+    assert rig.sync.drops["not_admitted"] >= 1
+    assert rig.accounted() == rig.pushed
+
+
+def test_rgb_dies_and_depth_becomes_the_anchor():
+    rig = Rig(slop=0.02, modality_timeout=0.2)
+    t = 0.0
+    for _ in range(5):
+        rig.tick(t)
+        t += PERIOD
+    for _ in range(20):
+        rig.tick(t, ("depth", "thermal"))
+        t += PERIOD
+    last = rig.sets[-1]
+    assert last.subset == ("depth", "thermal") and last.anchor.modality == "depth"
+    assert rig.accounted() == rig.pushed
+
+
+def test_anchor_waits_for_a_frame_that_can_still_arrive():
+    rig = Rig(slop=0.02)
+    rig.tick(0.0)
+    rig.push("rgb", PERIOD)
+    rig.push("depth", PERIOD + 0.005)
+    assert len(rig.sets) == 1  # thermal for the 2nd anchor may still come
+    rig.push("thermal", PERIOD - 0.004)
+    assert len(rig.sets) == 2 and rig.sets[-1].frames["thermal"].stamp == pytest.approx(PERIOD - 0.004)
+
+
+def test_anchor_without_a_possible_match_is_dropped_and_counted():
+    rig = Rig(slop=0.01)
+    rig.tick(0.0)
+    rig.push("rgb", 0.1)
+    rig.push("depth", 0.1)
+    rig.push("thermal", 0.15)  # thermal skipped 0.1: rgb@0.1 can never be completed
+    assert rig.sync.drops["no_match"] == 1
+    assert len(rig.sets) == 1
+
+
+def test_closest_frame_wins_and_older_ones_are_counted():
+    rig = Rig(slop=0.03, modality_timeout=2.0)
+    rig.tick(-1.0)
+    rig.sets.clear()
+    for stamp in (0.00, 0.01, 0.02):
+        rig.push("depth", stamp)
+        rig.push("thermal", stamp)
+    rig.push("rgb", 0.019)
+    (s,) = rig.sets
+    assert s.frames["depth"].stamp == 0.02 and s.frames["thermal"].stamp == 0.02
+    assert rig.sync.drops["unmatched"] == 4
+    assert rig.accounted() + 3 == rig.pushed  # the cleared start-up set held 3 frames
+
+
+def test_bad_stamps_and_resolutions_are_rejected_and_counted():
+    rig = Rig(slop=0.02)
+    rig.tick(0.0)
+    assert rig.push("depth", 0.0).value == "stamp_not_increasing"
+    assert rig.push("thermal", -1.0).value == "stamp_not_increasing"
+    assert rig.push("thermal", PERIOD, data=np.zeros((8, 8), np.float32)).value == "resolution_mismatch"
+    rig.tick(PERIOD)  # good frames keep flowing
+    assert len(rig.sets) == 2
+    assert rig.sync.drops["stamp_not_increasing"] == 2 and rig.sync.drops["resolution_mismatch"] == 1
+    assert rig.accounted() == rig.pushed
+
+
+def test_required_modality_missing_stops_output_and_counts():
+    rig = Rig(slop=0.02, modality_timeout=0.2, required=("thermal",))
+    t = 0.0
+    for _ in range(3):
+        rig.tick(t)
+        t += PERIOD
+    emitted = len(rig.sets)
+    for _ in range(20):
+        rig.tick(t, ("rgb", "depth"))
+        rig.sync.poll(t + 0.01)
+        t += PERIOD
+    assert all(s.subset == ("rgb", "depth", "thermal") for s in rig.sets)
+    assert len(rig.sets) <= emitted + 1
+    assert rig.sync.drops["required_missing"] > 0
+    assert rig.accounted() == rig.pushed
+
+
+def test_overflowing_buffer_is_counted():
+    rig = Rig(slop=0.01, buffer_size=3)
+    rig.tick(0.0)
+    for i in range(1, 6):
+        rig.push("rgb", i * PERIOD)  # depth and thermal alive: the anchors wait for them
+    assert rig.sync.drops["buffer_overflow"] == 2
+    assert rig.accounted() == rig.pushed
+
+
+def test_startup_waits_for_sensors_not_yet_heard_from():
+    rig = Rig(slop=0.02, modality_timeout=0.3)
+    rig.push("rgb", 0.0)
+    rig.push("depth", 0.0)
+    assert rig.sets == []  # thermal is expected during the grace period
+    rig.push("thermal", 0.005)
+    assert [s.subset for s in rig.sets] == [("rgb", "depth", "thermal")]
+    late = Rig(slop=0.02, modality_timeout=0.3)
+    t = 0.0
+    while t < 0.5:  # thermal never comes: after the grace period, rgb+depth runs
+        late.tick(t, ("rgb", "depth"))
+        t += PERIOD
+    assert late.sets and all(s.subset == ("rgb", "depth") for s in late.sets)
+    assert late.accounted() == late.pushed
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [("slop", 0.0, "slop"), ("modality_timeout", -1, "modality_timeout"), ("readmit_frames", 0, "readmit_frames"),
+     ("buffer_size", 0, "buffer_size")],
+)
+def test_config_is_validated(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        SyncConfig(**{field: value})

@@ -6,6 +6,9 @@ import configparser
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+import zipfile
+
+import binseg_ros
 
 from conftest import REPO
 
@@ -17,32 +20,35 @@ def test_package_xml_is_format_3_ament_python():
     assert root.find("export").findtext("build_type") == "ament_python"
     depends = {e.text for e in root.iter("exec_depend")}
     assert {"rclpy", "sensor_msgs", "diagnostic_msgs", "launch_ros"} <= depends
-    import binseg_ros
-
     assert root.findtext("version") == binseg_ros.__version__
 
 
-def test_install_layout_is_what_ros2_run_and_launch_expect(tmp_path):
-    """A real install (pip, as the README does): ament index marker, package.xml, share files.
+def test_wheel_installs_what_ros2_run_and_launch_expect(tmp_path):
+    """Build the real wheel and read what it would install (installing it would replace the
+    editable install of the running venv): ament index marker, package.xml, launch and
+    config files under share/binseg_ros, and the console scripts.
 
     colcon installs console scripts into ``lib/binseg_ros`` (where ``ros2 run`` looks) because
-    of setup.cfg; pip puts them in ``bin``. Both are checked.
+    of setup.cfg; pip puts them in ``bin``.
     """
-    prefix = tmp_path / "install"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--prefix", str(prefix), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+         "--wheel-dir", str(tmp_path), str(REPO)],
         check=True,
         capture_output=True,
     )
-    share = prefix / "share"
-    assert (share / "ament_index" / "resource_index" / "packages" / "binseg_ros").is_file()
-    assert (share / "binseg_ros" / "package.xml").is_file()
-    assert (prefix / "bin" / "binseg").is_file()
+    (wheel,) = tmp_path.glob("binseg_ros-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+        scripts = archive.read(entry_points).decode()
+    data = "binseg_ros-" + binseg_ros.__version__ + ".data/data/share/"
+    assert data + "ament_index/resource_index/packages/binseg_ros" in names
+    assert data + "binseg_ros/package.xml" in names
+    for folder, pattern in (("launch", "*.launch.py"), ("config", "*.yaml")):
+        shipped = {f"{data}binseg_ros/{folder}/{p.name}" for p in (REPO / folder).glob(pattern)}
+        assert {n for n in names if n.startswith(f"{data}binseg_ros/{folder}/")} == shipped
+    assert "binseg = binseg_ros.cli:main" in scripts
     config = configparser.ConfigParser()
     config.read(REPO / "setup.cfg")
     assert config["develop"]["script_dir"] == config["install"]["install_scripts"] == "$base/lib/binseg_ros"
-    for folder in ("launch", "config"):
-        installed = sorted(p.name for p in (share / "binseg_ros" / folder).glob("*"))
-        shipped = sorted(p.name for p in (REPO / folder).glob("*.launch.py" if folder == "launch" else "*.yaml"))
-        assert installed == shipped

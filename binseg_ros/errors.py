@@ -25,3 +25,7 @@ class CheckpointError(BinsegError):
 
 class ManifestError(BinsegError):
     """An engine manifest that is missing, malformed, or disagrees with its files."""
+
+
+class BackendError(BinsegError):
+    """A backend that is unknown, not installed here, or cannot load its engine."""

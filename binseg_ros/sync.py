@@ -30,6 +30,7 @@ Every frame that is not part of an emitted set is counted once, under a reason.
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,13 +57,19 @@ class DropReason(str, Enum):
 
 @dataclass(frozen=True)
 class Frame:
-    """One converted sensor image: ``data`` in sensor units, ``header`` passed through as is."""
+    """One converted sensor image: ``data`` in sensor units, ``header`` passed through as is.
+
+    ``stamp`` is the header time, ``arrival`` the receive time on the node's clock (sim time
+    under ``use_sim_time``; drives health), ``received`` a monotonic receive time (drives
+    latency, which is wall-clock whatever the ROS clock does).
+    """
 
     modality: str
     stamp: float
     arrival: float
     data: np.ndarray
     header: Any = None
+    received: float = field(default_factory=time.monotonic)
 
     @property
     def resolution(self) -> tuple[int, int]:
@@ -81,9 +88,9 @@ class FrameSet:
         return tuple(m for m in MODALITIES if m in self.frames)
 
     @property
-    def last_arrival(self) -> float:
-        """When the last frame of the set arrived: the start of end-to-end latency."""
-        return max(f.arrival for f in self.frames.values())
+    def last_received(self) -> float:
+        """Monotonic time the set's last frame arrived: the start of end-to-end latency."""
+        return max(f.received for f in self.frames.values())
 
 
 @dataclass(frozen=True)
@@ -121,7 +128,6 @@ class _Channel:
     last_resolution: tuple[int, int] | None = None
     admitted: bool = False
     streak: int = 0  # consecutive frames while not admitted
-    received: int = 0
 
 
 class Synchronizer:
@@ -141,7 +147,6 @@ class Synchronizer:
         """Offer a frame; returns the drop reason if it was rejected on arrival."""
         with self._lock:
             channel = self._channels[frame.modality]
-            channel.received += 1
             reason = self._reject_reason(frame, channel)
             if reason is not None:
                 self.drops[reason.value] += 1
@@ -172,10 +177,6 @@ class Synchronizer:
     def active(self, now: float) -> Subset:
         with self._lock:
             return self._active(now)
-
-    def received(self) -> dict[str, int]:
-        with self._lock:
-            return {m: c.received for m, c in self._channels.items()}
 
     # -- internals (lock held) ---------------------------------------------------------
     def _alive(self, channel: _Channel, now: float) -> bool:

@@ -82,3 +82,26 @@ def random_inputs(size: tuple[int, int], seed: int = 0) -> dict[str, np.ndarray]
         "depth": rng.uniform(0.0, 2.0, (1, 1, *size)).astype(np.float32),
         "thermal": rng.uniform(17900, 22400, (1, 1, *size)).astype(np.float32),
     }
+
+
+@pytest.fixture(scope="session")
+def fast_engine(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory):
+    """All 7 subsets, matmul form, at 96x128: inference that keeps up for the node tests."""
+    from binseg_ros.engines.export import export_engine_folder
+
+    return export_engine_folder(checkpoint, tmp_path_factory.mktemp("fast"), (96, 128), forms=("matmul",), progress=False)
+
+
+@pytest.fixture(scope="module")
+def ros_harness():
+    """rclpy initialised in a unique localhost-only domain, and the harness node."""
+    import rclpy
+
+    from rosgraph import Harness, ros_environment
+
+    os.environ.update(ros_environment())
+    rclpy.init()
+    harness = Harness()
+    yield harness
+    harness.destroy_node()
+    rclpy.try_shutdown()

@@ -1,0 +1,133 @@
+"""``segment_node``: RGB / depth / thermal images in, masks and diagnostics out.
+
+A thin adapter: messages become :class:`~binseg_ros.sync.Frame` s, the ROS-free
+:class:`~binseg_ros.runtime.SegmentationRuntime` synchronises them and runs inference on
+its own thread, and results become messages again.
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import partial
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.time import Time
+from sensor_msgs.msg import Image
+
+from binseg_ros.backends.factory import create_backend, resolve
+from binseg_ros.engines.locate import locate_engine_dir
+from binseg_ros.engines.manifest import Manifest
+from binseg_ros.errors import BinsegError
+from binseg_ros.postprocess import overlay
+from binseg_ros.ros.conversions import ConversionError, to_image, to_sensor_units
+from binseg_ros.ros.diagnostics import build_diagnostics
+from binseg_ros.ros.params import declare_settings
+from binseg_ros.runtime import SegmentationRuntime
+from binseg_ros.segmenter import Segmentation, Segmenter
+from binseg_ros.sync import Frame, SyncConfig
+
+POLL_PERIOD = 0.02  # s: how often a silent sensor's timeout is checked
+OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)  # reaches best-effort subscribers too
+
+
+class SegmentNode(Node):
+    def __init__(self, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__("segment_node", **kwargs)
+        self.settings = s = declare_settings(self)
+        manifest = Manifest.load(locate_engine_dir(s.engine_dir))
+        manifest.verify()
+        backend = create_backend(s.backend, manifest, s.frequency_form, s.device)
+        self.backend_name = resolve(s.backend)
+        segmenter = Segmenter(backend, manifest.input_size, s.threshold)
+        sync = SyncConfig(s.slop, s.modality_timeout, s.readmit_frames, s.buffer_size, s.required_modalities)
+        self.runtime = SegmentationRuntime(segmenter, sync, self._publish)
+
+        self._image_subs = {
+            m: self.create_subscription(Image, f"{m}/image", partial(self._on_image, m), s.input_qos())
+            for m in s.modalities
+        }
+        self._mask_pub = self.create_publisher(Image, "~/mask", OUTPUT_QOS)
+        self._probability_pub = self.create_publisher(Image, "~/probability", OUTPUT_QOS)
+        self._overlay_pub = self.create_publisher(Image, "~/overlay", OUTPUT_QOS)
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(POLL_PERIOD, self._poll)
+        self.create_timer(s.diagnostics_period, self._publish_diagnostics)
+        self.get_logger().info(
+            f"model {manifest.model} {manifest.version} at {manifest.input_size[0]}x{manifest.input_size[1]} "
+            f"on {self.backend_name}; subscribed to {', '.join(self.topics().values())}"
+        )
+
+    def topics(self) -> dict[str, str]:
+        return {m: sub.topic_name for m, sub in self._image_subs.items()}
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_image(self, modality: str, msg: Image) -> None:
+        arrival = self._now()
+        s = self.settings
+        try:
+            data, repaired = to_sensor_units(modality, msg, s.thermal_gain, s.thermal_offset)
+        except ConversionError as exc:
+            self.runtime.reject(modality, exc.reason)
+            self.get_logger().warning(f"dropped {modality} image: {exc}", throttle_duration_sec=5.0)
+            return
+        if repaired:
+            self.runtime.note_sanitized(repaired)
+        stamp = Time.from_msg(msg.header.stamp).nanoseconds * 1e-9
+        self.runtime.offer(Frame(modality, stamp, arrival, data, msg.header))
+
+    def _poll(self) -> None:
+        self.runtime.poll(self._now())
+
+    def _publish(self, result: Segmentation) -> None:
+        """Runs on the inference thread; optional outputs only while someone listens."""
+        header = result.frameset.anchor.header
+        self._mask_pub.publish(to_image(result.mask, "mono8", header))
+        s = self.settings
+        if s.publish_probability and self._probability_pub.get_subscription_count() > 0:
+            self._probability_pub.publish(to_image(result.probability, "32FC1", header))
+        if s.publish_overlay and self._overlay_pub.get_subscription_count() > 0:
+            frames = result.frameset.frames
+            background = frames["rgb"].data if "rgb" in frames else result.frameset.anchor.data
+            self._overlay_pub.publish(to_image(overlay(background, result.mask), "rgb8", header))
+
+    def _publish_diagnostics(self) -> None:
+        status = self.runtime.status(self._now())
+        self._diagnostics_pub.publish(
+            build_diagnostics(
+                status, self.get_fully_qualified_name(), self.get_clock().now().to_msg(),
+                self.settings.modalities, self.topics(), self.backend_name,
+            )
+        )
+
+    def close(self) -> None:
+        self.runtime.close()
+        self.destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point of ``ros2 run binseg_ros segment_node``; exit 1 on a start-up error."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = SegmentNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except BinsegError as exc:
+        rclpy.logging.get_logger("segment_node").fatal(f"cannot start: {exc}")
+        return 1
+    finally:
+        if node is not None:
+            node.close()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""segment_node over real rclpy and Fast DDS: sync, fallback, malformed input, shutdown."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from builtin_interfaces.msg import Time
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+
+from binseg_ros.ros.conversions import to_image
+from rosgraph import NodeProcess, raw_frames
+
+from conftest import frame_inputs
+
+SLOP = 0.05
+TIMEOUT = 0.5
+RATE = 15.0
+STALE, OK = 3, 0
+
+
+@pytest.fixture(scope="module")
+def frames(real_frames):
+    return raw_frames(frame_inputs(real_frames[1]))
+
+
+@pytest.fixture(scope="module")
+def node(fast_engine, ros_harness):
+    process = NodeProcess(
+        fast_engine.root, slop=SLOP, modality_timeout=TIMEOUT, readmit_frames=3, diagnostics_period=0.2
+    )
+    try:
+        ros_harness.wait_for_node()
+    except TimeoutError:
+        process.stop()
+        pytest.fail(f"segment_node did not start:\n{process.output}")
+    yield process
+    rc = process.stop()
+    assert rc == 0, process.output
+
+
+def counters(harness):
+    return harness.latest_status("segmentation")
+
+
+def test_synchronised_masks_carry_the_rgb_header(node, ros_harness, frames):
+    harness = ros_harness
+    harness.masks.clear()
+    mark = harness.mark()
+    stamps = harness.play(frames, count=60, rate=RATE, jitter=SLOP / 2, tag="sync")
+    harness.spin_for(1.0)
+    ours = [m for m in harness.masks if m.frame_id.startswith("sync_")]
+    assert len(ours) >= 0.95 * len(stamps), f"{len(ours)} masks for {len(stamps)} RGB frames"
+    sent = {(s.sec, s.nanosec): i for i, s in enumerate(stamps)}
+    for mask in ours:
+        index = sent[mask.stamp]  # the stamp is exactly an RGB frame's stamp
+        assert mask.frame_id == f"sync_rgb_{index}"
+        assert mask.shape == frames["rgb"].shape[:2] and mask.encoding == "mono8"
+        assert mask.values <= {0, 255}
+    status = harness.wait_for_status("segmentation", lambda s: s["active_subset"] == "rgb+depth+thermal", mark)
+    assert status["level"] == OK
+
+
+@pytest.mark.parametrize(
+    ("dead", "survivors", "anchor"),
+    [("thermal", "rgb+depth", "rgb"), ("depth", "rgb+thermal", "rgb"), ("rgb", "depth+thermal", "depth")],
+)
+def test_a_dead_sensor_falls_back_and_returns(node, ros_harness, frames, dead, survivors, anchor):
+    harness = ros_harness
+    mark = harness.mark()
+    harness.play(frames, count=10, rate=RATE, tag=f"before_{dead}")
+    harness.wait_for_status("segmentation", lambda s: s["active_subset"] == "rgb+depth+thermal", mark)
+    harness.masks.clear()
+    mark = harness.mark()
+    alive = tuple(m for m in ("rgb", "depth", "thermal") if m != dead)
+    stopped_at = time.monotonic()
+    harness.play(frames, count=int(RATE * (TIMEOUT + 1.5)), rate=RATE, modalities=alive, tag=f"without_{dead}")
+    fallback = [m for m in harness.masks if m.frame_id.startswith(f"without_{dead}_{anchor}")]
+    assert fallback, f"no masks while {dead} was down"
+    assert fallback[0].received - stopped_at <= TIMEOUT + 1.0
+    assert fallback[-1].shape == frames[anchor].shape[:2]
+    status = harness.wait_for_status("segmentation", lambda s: s["active_subset"] == survivors, mark)
+    assert status["level"] == 1 and dead in status["message"]  # WARN: falling back
+    harness.wait_for_status(dead, lambda s: s["level"] == STALE, mark)
+    # The sensor returns: after the re-admission hysteresis the full subset is back.
+    mark = harness.mark()
+    harness.play(frames, count=15, rate=RATE, tag=f"after_{dead}")
+    harness.wait_for_status("segmentation", lambda s: s["active_subset"] == "rgb+depth+thermal", mark)
+    harness.wait_for_status(dead, lambda s: s["level"] == OK, mark)
+    assert any(m.frame_id.startswith(f"after_{dead}_rgb") for m in harness.masks)
+
+
+def _stamp(harness) -> Time:
+    return harness.get_clock().now().to_msg()
+
+
+def _malformed(kind: str, frames, harness) -> tuple[str, Image]:
+    """(modality, message) for one kind of malformed input."""
+    header = Header(stamp=_stamp(harness), frame_id="bad")
+    if kind == "resolution_mismatch":
+        small = np.ascontiguousarray(frames["thermal"][::2, ::2])
+        return "thermal", to_image(small, "mono16", header)
+    if kind == "depth_nonfinite":
+        depth = frames["depth"].astype(np.float32) / 1000
+        depth[:40] = np.nan
+        depth[40:80] = np.inf
+        return "depth", to_image(depth, "32FC1", header)
+    msg = Image(header=header, height=4, width=4, encoding="mono16", step=8, is_bigendian=0)
+    msg.data = bytes(32)
+    if kind == "bad_step":
+        msg.step = 4
+        msg.data = bytes(16)
+    elif kind == "bad_data_length":
+        msg.data = bytes(31)
+    elif kind == "unknown_encoding":
+        msg.encoding = "yuv422_yuy2"
+    elif kind == "zero_size":
+        msg.height, msg.width, msg.step, msg.data = 0, 0, 0, b""
+    elif kind == "unsupported_encoding":
+        msg.encoding = "rgb8"
+        msg.step = 12
+        msg.data = bytes(48)
+    return "thermal", msg
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["bad_step", "bad_data_length", "unknown_encoding", "zero_size", "unsupported_encoding", "resolution_mismatch",
+     "depth_nonfinite", "stamp_not_increasing"],
+)
+def test_malformed_input_is_counted_and_good_frames_keep_flowing(node, ros_harness, frames, kind):
+    harness = ros_harness
+    harness.play(frames, count=5, rate=RATE, tag=f"pre_{kind}")
+    harness.spin_for(0.5)
+    key = f"sanitized.{kind}" if kind == "depth_nonfinite" else f"drops.{kind}"
+    before = int(counters(harness).get(key, 0))
+    bad = 3
+    for _ in range(bad):  # each bad message right after good ones, so every sensor is alive
+        harness.play(frames, count=2, rate=RATE, tag=f"mid_{kind}")
+        if kind == "stamp_not_increasing":
+            harness.publish("depth", frames["depth"], Time(sec=1, nanosec=0), "old")
+        else:
+            harness.publish_raw(*_malformed(kind, frames, harness))
+    harness.masks.clear()
+    harness.play(frames, count=10, rate=RATE, tag=f"post_{kind}")
+    harness.spin_for(0.5)
+    assert len([m for m in harness.masks if m.frame_id.startswith(f"post_{kind}")]) >= 8
+    status = harness.wait_for_status("segmentation", lambda s: int(s.get(key, 0)) >= before + bad)
+    assert int(status[key]) == before + bad
+    assert node.process.poll() is None  # still running
+

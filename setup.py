@@ -1,20 +1,31 @@
 """ament_python package definition: works under colcon and under a plain ``pip install``."""
 
 from glob import glob
+from pathlib import Path
 
 from setuptools import find_packages, setup
 
 PACKAGE = "binseg_ros"
 
+
+def engine_folders() -> list[tuple[str, list[str]]]:
+    """Every exported engine folder (one with a manifest) goes to share/binseg_ros/engines/."""
+    return [
+        (f"share/{PACKAGE}/engines/{Path(manifest).parent.name}", sorted(glob(str(Path(manifest).parent / "*.*"))))
+        for manifest in sorted(glob("engines/*/manifest.yaml"))
+    ]
+
 setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
+    package_data={PACKAGE: ["sample/*.md", "sample/*/*.png"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml")),
+        *engine_folders(),
     ],
     install_requires=["setuptools"],
     zip_safe=True,

@@ -63,10 +63,23 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
+def cmd_bench_model(args: argparse.Namespace) -> int:
     from binseg_ros.bench.model import run_model_bench
 
     return run_model_bench(args.engines, args.sizes, args.runs, args.warmup, args.checkpoint)
+
+
+def cmd_bench_node(args: argparse.Namespace) -> int:
+    from binseg_ros.bench.node import run_node_bench
+    from binseg_ros.engines.locate import locate_engine_dir
+
+    return run_node_bench(locate_engine_dir(args.engine_dir), args.runs, args.count, args.rate)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from binseg_ros.demo import run_demo
+
+    return run_demo(args.engine_dir, args.out, args.rate, args.passes, args.cache)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,6 +104,15 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--size", type=parse_size, default=(480, 640), help="input HEIGHTxWIDTH")
     profile.set_defaults(func=cmd_profile)
 
+    demo = verbs.add_parser("demo", help="run segment_node on the shipped sample, then with thermal cut off")
+    demo.add_argument("--engine-dir", type=Path, help="engine folder (default: the installed model)")
+    demo.add_argument("--out", type=Path, default=Path("demo_out"), help="where the masks are written")
+    demo.add_argument("--rate", type=float, default=10.0, help="camera rate in Hz")
+    demo.add_argument("--passes", type=int, default=5, help="times each phase cycles through the sample")
+    demo.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "binseg_ros" / "engines",
+                      help="where untrained engines are exported when no trained model is installed")
+    demo.set_defaults(func=cmd_demo)
+
     bench = verbs.add_parser("bench", help="benchmarks (latency ratios against a baseline in the same run)")
     bench_verbs = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
     model = bench_verbs.add_parser("model", help="ONNX Runtime CPU latency per subset vs torch eager")
@@ -99,7 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--sizes", type=parse_size, nargs="+", default=[(480, 640), (240, 320)])
     model.add_argument("--runs", type=int, default=20, help="timed runs per subset (median reported)")
     model.add_argument("--warmup", type=int, default=3)
-    model.set_defaults(func=cmd_bench)
+    model.set_defaults(func=cmd_bench_model)
+    node = bench_verbs.add_parser("node", help="segment_node overhead and latency vs a naive baseline node")
+    node.add_argument("--engine-dir", type=Path, help="engine folder (default: the installed model)")
+    node.add_argument("--runs", type=int, default=200, help="timed runs per stage (median reported)")
+    node.add_argument("--count", type=int, default=100, help="frame sets played end to end")
+    node.add_argument("--rate", type=float, default=10.0, help="camera rate in Hz for the end-to-end part")
+    node.set_defaults(func=cmd_bench_node)
     return parser
 
 

@@ -40,6 +40,7 @@ class RuntimeStatus:
     latency_p95: float
     drops: dict[str, int]
     sanitized: dict[str, int]
+    published: dict[str, int]
 
 
 class SegmentationRuntime:
@@ -58,6 +59,7 @@ class SegmentationRuntime:
         self.sync = Synchronizer(sync_config, self._on_set)
         self.drops: Counter[str] = Counter()  # rejected before sync (conversion) or superseded
         self.sanitized: Counter[str] = Counter()  # frames used after fixing (e.g. NaN depth)
+        self.published: Counter[str] = Counter()  # optional outputs actually sent, by name
         self._input_rates = {m: RateMeter() for m in MODALITIES}
         self._output_rate = RateMeter()
         self.latency = LatencyWindow()
@@ -102,6 +104,7 @@ class SegmentationRuntime:
             latency_p95=p95,
             drops=dict(self.sync.drops + self.drops),
             sanitized=dict(self.sanitized),
+            published=dict(self.published),
         )
 
     def idle(self) -> bool:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from binseg_ros.backends.base import Backend
-from binseg_ros.modalities import Subset
+from binseg_ros.modalities import CHANNELS, Subset
 from binseg_ros.postprocess import to_mask, upscale
 from binseg_ros.preprocess import prepare_inputs
 from binseg_ros.sync import FrameSet
@@ -41,6 +41,13 @@ class Segmenter:
         self.backend = backend
         self.input_size = input_size
         self.threshold = threshold
+
+    def warm_up(self, subset: Subset) -> None:
+        """Run the subset's engine once on zeros, so its first real frame is not slowed by
+        session creation, graph optimisation or allocator growth (a fallback mid-mission
+        would otherwise show as a latency spike)."""
+        height, width = self.input_size
+        self.backend.run({m: np.zeros((1, CHANNELS[m], height, width), np.float32) for m in subset})
 
     def __call__(self, frameset: FrameSet) -> Segmentation:
         start = time.perf_counter()

@@ -5,6 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -r requirements.txt
+.venv/bin/python -m pip install --quiet -r requirements.txt -r requirements-ros.txt
 .venv/bin/python -m pip install --quiet --no-deps -e .
 echo "ready: source .venv/bin/activate"

@@ -128,7 +128,8 @@ def test_export_errors_name_the_problem(calibrated_net, tmp_path, subset, size, 
 def test_cli_export_and_its_errors(tmp_path, capsys):
     from binseg_ros.cli import main
 
-    assert main(["export", "--out", str(tmp_path), "--size", "64x96", "--subsets", "thermal,depth+rgb", "--quiet"]) == 0
+    assert main(["export", "--out", str(tmp_path), "--size", "64x96", "--subsets", "thermal,depth+rgb",
+                 "--forms", "matmul", "--quiet"]) == 0
     manifest = Manifest.load(tmp_path / "binseg_s")
     assert set(manifest.subsets) == {"thermal", "rgb+depth"} and manifest.version == "untrained"
     manifest.verify()
@@ -140,3 +141,27 @@ def test_cli_export_and_its_errors(tmp_path, capsys):
         main(["export", "--size", "480by640"])
     assert "HEIGHTxWIDTH" in capsys.readouterr().err
 
+
+
+def test_torch_backend_matches_onnxruntime(engine_folder, real_frames):
+    from binseg_ros.backends.factory import create_backend
+
+    torch_backend = create_backend("torch", engine_folder)
+    onnx_backend = create_backend("auto", engine_folder)
+    assert (torch_backend.name, onnx_backend.name) == ("torch", "onnxruntime")
+    inputs = prepare_inputs(frame_inputs(real_frames[3]), EXPORT_SIZE)
+    for subset in (("rgb", "depth", "thermal"), ("thermal",)):
+        case = {m: inputs[m] for m in subset}
+        assert np.abs(torch_backend.run(case) - onnx_backend.run(case)).max() <= 1e-4
+    with pytest.raises(InputError, match="depth: engine expects shape"):
+        torch_backend.run({"depth": inputs["depth"][:, :, :100]})
+
+
+def test_backend_factory_errors(engine_folder):
+    from binseg_ros.backends.factory import create_backend
+    from binseg_ros.errors import BackendError
+
+    with pytest.raises(BackendError, match="unknown backend 'openvino'"):
+        create_backend("openvino", engine_folder)
+    with pytest.raises(BackendError, match="tensorrt backend is not part of this release"):
+        create_backend("tensorrt", engine_folder)

@@ -11,7 +11,9 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from binseg_ros.ros.conversions import to_image
-from rosgraph import NodeProcess, raw_frames
+from binseg_ros.ros.player import camera_frames
+from binseg_ros.ros.process import NodeProcess
+from rosgraph import ros_environment
 
 from conftest import frame_inputs
 
@@ -23,13 +25,13 @@ STALE, OK = 3, 0
 
 @pytest.fixture(scope="module")
 def frames(real_frames):
-    return raw_frames(frame_inputs(real_frames[1]))
+    return camera_frames(frame_inputs(real_frames[1]))
 
 
 @pytest.fixture(scope="module")
 def node(fast_engine, ros_harness):
     process = NodeProcess(
-        fast_engine.root, slop=SLOP, modality_timeout=TIMEOUT, readmit_frames=3, diagnostics_period=0.2
+        fast_engine.root, ros_environment(), slop=SLOP, modality_timeout=TIMEOUT, readmit_frames=3, diagnostics_period=0.2
     )
     try:
         ros_harness.wait_for_node()
@@ -49,16 +51,15 @@ def test_synchronised_masks_carry_the_rgb_header(node, ros_harness, frames):
     harness = ros_harness
     harness.masks.clear()
     mark = harness.mark()
-    stamps = harness.play(frames, count=60, rate=RATE, jitter=SLOP / 2, tag="sync")
+    sent = harness.play([frames], count=60, rate=RATE, jitter=SLOP / 2, tag="sync")
     harness.spin_for(1.0)
     ours = [m for m in harness.masks if m.frame_id.startswith("sync_")]
-    assert len(ours) >= 0.95 * len(stamps), f"{len(ours)} masks for {len(stamps)} RGB frames"
-    sent = {(s.sec, s.nanosec): i for i, s in enumerate(stamps)}
+    assert len(ours) >= 0.95 * len(sent), f"{len(ours)} masks for {len(sent)} RGB frames"
+    index = {stamp: i for i, stamp in enumerate(sent)}
     for mask in ours:
-        index = sent[mask.stamp]  # the stamp is exactly an RGB frame's stamp
-        assert mask.frame_id == f"sync_rgb_{index}"
+        assert mask.frame_id == f"sync_rgb_{index[mask.stamp]}"  # exactly an RGB frame's stamp and id
         assert mask.shape == frames["rgb"].shape[:2] and mask.encoding == "mono8"
-        assert mask.values <= {0, 255}
+        assert set(np.unique(mask.data).tolist()) <= {0, 255}
     status = harness.wait_for_status("segmentation", lambda s: s["active_subset"] == "rgb+depth+thermal", mark)
     assert status["level"] == OK
 
@@ -70,13 +71,13 @@ def test_synchronised_masks_carry_the_rgb_header(node, ros_harness, frames):
 def test_a_dead_sensor_falls_back_and_returns(node, ros_harness, frames, dead, survivors, anchor):
     harness = ros_harness
     mark = harness.mark()
-    harness.play(frames, count=10, rate=RATE, tag=f"before_{dead}")
+    harness.play([frames], count=10, rate=RATE, tag=f"before_{dead}")
     harness.wait_for_status("segmentation", lambda s: s["active_subset"] == "rgb+depth+thermal", mark)
     harness.masks.clear()
     mark = harness.mark()
     alive = tuple(m for m in ("rgb", "depth", "thermal") if m != dead)
     stopped_at = time.monotonic()
-    harness.play(frames, count=int(RATE * (TIMEOUT + 1.5)), rate=RATE, modalities=alive, tag=f"without_{dead}")
+    harness.play([frames], count=int(RATE * (TIMEOUT + 1.5)), rate=RATE, modalities=alive, tag=f"without_{dead}")
     fallback = [m for m in harness.masks if m.frame_id.startswith(f"without_{dead}_{anchor}")]
     assert fallback, f"no masks while {dead} was down"
     assert fallback[0].received - stopped_at <= TIMEOUT + 1.0
@@ -86,7 +87,7 @@ def test_a_dead_sensor_falls_back_and_returns(node, ros_harness, frames, dead, s
     harness.wait_for_status(dead, lambda s: s["level"] == STALE, mark)
     # The sensor returns: after the re-admission hysteresis the full subset is back.
     mark = harness.mark()
-    harness.play(frames, count=15, rate=RATE, tag=f"after_{dead}")
+    harness.play([frames], count=15, rate=RATE, tag=f"after_{dead}")
     harness.wait_for_status("segmentation", lambda s: s["active_subset"] == "rgb+depth+thermal", mark)
     harness.wait_for_status(dead, lambda s: s["level"] == OK, mark)
     assert any(m.frame_id.startswith(f"after_{dead}_rgb") for m in harness.masks)
@@ -132,22 +133,47 @@ def _malformed(kind: str, frames, harness) -> tuple[str, Image]:
 )
 def test_malformed_input_is_counted_and_good_frames_keep_flowing(node, ros_harness, frames, kind):
     harness = ros_harness
-    harness.play(frames, count=5, rate=RATE, tag=f"pre_{kind}")
+    harness.play([frames], count=5, rate=RATE, tag=f"pre_{kind}")
     harness.spin_for(0.5)
     key = f"sanitized.{kind}" if kind == "depth_nonfinite" else f"drops.{kind}"
     before = int(counters(harness).get(key, 0))
     bad = 3
     for _ in range(bad):  # each bad message right after good ones, so every sensor is alive
-        harness.play(frames, count=2, rate=RATE, tag=f"mid_{kind}")
+        harness.play([frames], count=2, rate=RATE, tag=f"mid_{kind}")
         if kind == "stamp_not_increasing":
             harness.publish("depth", frames["depth"], Time(sec=1, nanosec=0), "old")
         else:
             harness.publish_raw(*_malformed(kind, frames, harness))
     harness.masks.clear()
-    harness.play(frames, count=10, rate=RATE, tag=f"post_{kind}")
+    harness.play([frames], count=10, rate=RATE, tag=f"post_{kind}")
     harness.spin_for(0.5)
     assert len([m for m in harness.masks if m.frame_id.startswith(f"post_{kind}")]) >= 8
     status = harness.wait_for_status("segmentation", lambda s: int(s.get(key, 0)) >= before + bad)
     assert int(status[key]) == before + bad
     assert node.process.poll() is None  # still running
 
+
+
+def test_probability_and_overlay_only_while_subscribed(node, ros_harness, frames):
+    harness = ros_harness
+    harness.play([frames], count=10, rate=RATE, tag="quiet")
+    harness.spin_for(0.5)
+    quiet = harness.latest_status("segmentation")
+    assert "published.probability" not in quiet and "published.overlay" not in quiet
+    received: dict[str, list[Image]] = {"probability": [], "overlay": []}
+    subs = [harness.create_subscription(Image, f"/segment_node/{name}", received[name].append, 10) for name in received]
+    try:
+        harness.spin_for(1.0)  # discovery
+        harness.play([frames], count=10, rate=RATE, tag="loud")
+        harness.spin_for(0.5)
+    finally:
+        for sub in subs:
+            harness.destroy_subscription(sub)
+    probability, overlay = received["probability"][-1], received["overlay"][-1]
+    assert (probability.encoding, probability.height, probability.width) == ("32FC1", 480, 640)
+    values = np.frombuffer(probability.data, np.float32)
+    assert values.min() >= 0.0 and values.max() <= 1.0
+    assert (overlay.encoding, overlay.height, overlay.width) == ("rgb8", 480, 640)
+    assert probability.header.frame_id.startswith("loud_rgb_")
+    status = harness.wait_for_status("segmentation", lambda s: int(s.get("published.overlay", 0)) >= 5)
+    assert int(status["published.probability"]) >= 5

@@ -45,10 +45,13 @@ def test_wheel_installs_what_ros2_run_and_launch_expect(tmp_path):
     data = "binseg_ros-" + binseg_ros.__version__ + ".data/data/share/"
     assert data + "ament_index/resource_index/packages/binseg_ros" in names
     assert data + "binseg_ros/package.xml" in names
-    for folder, pattern in (("launch", "*.launch.py"), ("config", "*.yaml")):
-        shipped = {f"{data}binseg_ros/{folder}/{p.name}" for p in (REPO / folder).glob(pattern)}
+    for folder, patterns in (("launch", ["*.launch.py"]), ("config", ["*.yaml", "*.xml"])):
+        shipped = {f"{data}binseg_ros/{folder}/{p.name}" for pattern in patterns for p in (REPO / folder).glob(pattern)}
+        assert shipped
         assert {n for n in names if n.startswith(f"{data}binseg_ros/{folder}/")} == shipped
     assert "binseg = binseg_ros.cli:main" in scripts
+    assert "segment_node = binseg_ros.ros.node:main" in scripts
+    assert {f"binseg_ros/sample/{d}/70.png" for d in ("RGB", "Depth", "Thermal")} <= names
     config = configparser.ConfigParser()
     config.read(REPO / "setup.cfg")
     assert config["develop"]["script_dir"] == config["install"]["install_scripts"] == "$base/lib/binseg_ros"

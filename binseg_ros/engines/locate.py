@@ -22,7 +22,7 @@ def candidate_roots() -> list[Path]:
 
         try:
             roots.append(Path(get_package_share_directory("binseg_ros")) / "engines")
-        except PackageNotFoundError:
+        except (PackageNotFoundError, OSError):  # OSError: no AMENT_PREFIX_PATH (not a sourced ROS env)
             pass
     except ImportError:  # no ROS environment: a plain pip install or a checkout
         pass

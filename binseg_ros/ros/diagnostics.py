@@ -71,6 +71,7 @@ def build_diagnostics(
         **{f"frames_in.{m}": status.frames_in[m] for m in subscribed},
         **{f"drops.{reason}": count for reason, count in sorted(status.drops.items())},
         **{f"sanitized.{reason}": count for reason, count in sorted(status.sanitized.items())},
+        **{f"published.{name}": count for name, count in sorted(status.published.items())},
     }
     statuses.append(
         DiagnosticStatus(level=level, name=f"{node_name}: segmentation", message=message, hardware_id="", values=_kv(summary))

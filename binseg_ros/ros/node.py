@@ -22,6 +22,7 @@ from binseg_ros.backends.factory import create_backend, resolve
 from binseg_ros.engines.locate import locate_engine_dir
 from binseg_ros.engines.manifest import Manifest
 from binseg_ros.errors import BinsegError
+from binseg_ros.modalities import all_subsets
 from binseg_ros.postprocess import overlay
 from binseg_ros.ros.conversions import ConversionError, to_image, to_sensor_units
 from binseg_ros.ros.diagnostics import build_diagnostics
@@ -43,6 +44,9 @@ class SegmentNode(Node):
         backend = create_backend(s.backend, manifest, s.frequency_form, s.device)
         self.backend_name = resolve(s.backend)
         segmenter = Segmenter(backend, manifest.input_size, s.threshold)
+        for subset in all_subsets():  # every engine a fallback may need, before the first frame
+            if set(subset) <= set(s.modalities):
+                segmenter.warm_up(subset)
         sync = SyncConfig(s.slop, s.modality_timeout, s.readmit_frames, s.buffer_size, s.required_modalities)
         self.runtime = SegmentationRuntime(segmenter, sync, self._publish)
 
@@ -91,10 +95,12 @@ class SegmentNode(Node):
         s = self.settings
         if s.publish_probability and self._probability_pub.get_subscription_count() > 0:
             self._probability_pub.publish(to_image(result.probability, "32FC1", header))
+            self.runtime.published["probability"] += 1
         if s.publish_overlay and self._overlay_pub.get_subscription_count() > 0:
             frames = result.frameset.frames
             background = frames["rgb"].data if "rgb" in frames else result.frameset.anchor.data
             self._overlay_pub.publish(to_image(overlay(background, result.mask), "rgb8", header))
+            self.runtime.published["overlay"] += 1
 
     def _publish_diagnostics(self) -> None:
         status = self.runtime.status(self._now())

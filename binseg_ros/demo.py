@@ -1,0 +1,132 @@
+"""``binseg demo``: the node on the CPU against shipped MM5 frames, then with thermal cut off.
+
+A real ``segment_node`` process, real rclpy publishers and subscribers over Fast DDS on this
+host. Phase 1 plays all three cameras; phase 2 the same frames without thermal, to show the
+node falling back to rgb+depth. Masks are written as PNGs and a summary is printed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import statistics
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from binseg_ros.datasets import list_ids, load_frame
+from binseg_ros.engines.locate import locate_engine_dir
+from binseg_ros.engines.manifest import Manifest
+from binseg_ros.errors import BinsegError, ManifestError
+from binseg_ros.modalities import MODALITIES
+
+SAMPLE = Path(__file__).resolve().parent / "sample"
+LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PhaseReport:
+    name: str
+    frames_in: int
+    masks_out: int
+    latency_p50_ms: float
+    latency_p95_ms: float
+    subsets: dict[str, int]
+    mean_iou: float
+
+    def lines(self) -> list[str]:
+        used = ", ".join(f"{subset} ({count} reports)" for subset, count in self.subsets.items()) or "none"
+        return [
+            f"{self.name}:",
+            f"  frames in (RGB sets published): {self.frames_in}",
+            f"  masks out:                      {self.masks_out}",
+            f"  latency input->mask p50 / p95:  {self.latency_p50_ms:.1f} / {self.latency_p95_ms:.1f} ms",
+            f"  modalities used (diagnostics):  {used}",
+            f"  mean IoU vs sample labels:      {self.mean_iou:.3f}",
+        ]
+
+
+def demo_engine_dir(engine_dir: Path | None, cache: Path) -> Path:
+    """The engine folder to use: given, installed, or (first run without one) exported untrained."""
+    try:
+        return locate_engine_dir(engine_dir)
+    except ManifestError:
+        if engine_dir is not None:
+            raise
+    from binseg_ros.engines.export import export_engine_folder
+    from binseg_ros.model import BinSegNet, save_checkpoint
+
+    LOG.warning("no trained engine folder found: exporting UNTRAINED weights to %s (masks will be meaningless)", cache)
+    checkpoint = save_checkpoint(BinSegNet(), cache / "untrained.pt", {"version": "untrained"})
+    return export_engine_folder(checkpoint, cache, (240, 320), forms=("matmul",)).root
+
+
+def _iou(mask: np.ndarray, label: np.ndarray) -> float:
+    predicted, truth = mask > 127, label > 0
+    union = np.logical_or(predicted, truth).sum()
+    return float(np.logical_and(predicted, truth).sum() / union) if union else 1.0
+
+
+def run_demo(engine_dir: Path | None, out: Path, rate: float, passes: int, cache: Path) -> int:
+    import rclpy
+
+    from binseg_ros.ros.player import FramePlayer, camera_frames
+    from binseg_ros.ros.process import NodeProcess, local_ros_environment
+
+    folder = demo_engine_dir(engine_dir, cache)
+    manifest = Manifest.load(folder)
+    ids = list_ids(SAMPLE)
+    dataset = [load_frame(SAMPLE, frame_id) for frame_id in ids]
+    frames = [camera_frames(frame) for frame in dataset]
+    labels = [frame["label"] for frame in dataset]
+    env = local_ros_environment()
+    os.environ.update(env)
+    print(f"model {manifest.model} ({manifest.version}), engines {folder}, {len(frames)} sample frames, {rate:g} Hz")
+    node = NodeProcess(folder, env, backend="onnxruntime", diagnostics_period=0.25)
+    rclpy.init()
+    player = FramePlayer()
+    reports = []
+    try:
+        player.wait_for_node()
+        phases = [("phase 1: rgb + depth + thermal", MODALITIES), ("phase 2: thermal cut off", ("rgb", "depth"))]
+        for number, (name, modalities) in enumerate(phases, start=1):
+            player.masks.clear()
+            mark = len(player.diagnostics)
+            sent = player.play(frames, passes * len(frames), rate, modalities, tag=f"p{number}")
+            player.spin_for(0.3)  # shorter than modality_timeout: phase 2 starts with the sensors alive
+            reports.append(_report(name, player, sent, mark, labels, out / f"phase{number}"))
+    except TimeoutError as exc:
+        raise BinsegError(f"{exc}; node output:\n{node.stop()} {node.output}") from exc
+    finally:
+        player.destroy_node()
+        rclpy.try_shutdown()
+        code = node.stop()
+    for report in reports:
+        print("\n".join(report.lines()))
+    print(f"masks written to {out}/phase*/; node exited with code {code}")
+    if manifest.version == "untrained":
+        print("note: the engines are untrained, so the masks and IoU are not meaningful yet")
+    return 0 if code == 0 and all(r.masks_out for r in reports) else 1
+
+
+def _report(name, player, sent, mark, labels, out: Path) -> PhaseReport:  # type: ignore[no-untyped-def]
+    out.mkdir(parents=True, exist_ok=True)
+    order = {stamp: index for index, stamp in enumerate(sent)}
+    latencies, ious = [], []
+    for mask in player.masks:
+        if mask.stamp not in order:
+            continue
+        index = order[mask.stamp]
+        latencies.append((mask.received - sent[mask.stamp]) * 1e3)
+        ious.append(_iou(mask.data, labels[index % len(labels)]))
+        cv2.imwrite(str(out / f"{index:03d}.png"), mask.data)
+    subsets = Counter(str(s["last_mask_subset"]) for s in player.statuses("segmentation", mark))
+    subsets.pop("none", None)
+    quantiles = statistics.quantiles(latencies, n=20) if len(latencies) >= 2 else [float("nan")] * 19
+    return PhaseReport(
+        name, len(sent), len(latencies), statistics.median(latencies) if latencies else float("nan"), quantiles[18],
+        dict(subsets), float(np.mean(ious)) if ious else float("nan"),
+    )

@@ -1,0 +1,69 @@
+"""Running ``segment_node`` as a child process on this host (demo, tests, replay).
+
+The child is started exactly as ``ros2 run binseg_ros segment_node`` starts it, with
+``-p name:=value`` parameters, and stopped with SIGINT like Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from binseg_ros.engines.locate import candidate_roots
+
+FASTDDS_PROFILE = "fastdds_localhost.xml"
+
+
+def fastdds_profile() -> Path:
+    """The shipped Fast DDS profile (shared memory + loopback UDP), installed or in the checkout."""
+    for engines_root in candidate_roots():
+        path = engines_root.parent / "config" / FASTDDS_PROFILE
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"{FASTDDS_PROFILE} not found next to any of {candidate_roots()}")
+
+
+def local_ros_environment(domain_id: int | None = None) -> dict[str, str]:
+    """Environment for ROS traffic that stays on this host and moves images through shared memory.
+
+    Values the user already set win, except ``domain_id`` when given.
+    """
+    env = {
+        "ROS_AUTOMATIC_DISCOVERY_RANGE": os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST"),
+        "FASTRTPS_DEFAULT_PROFILES_FILE": os.environ.get("FASTRTPS_DEFAULT_PROFILES_FILE", str(fastdds_profile())),
+        "RCUTILS_LOGGING_BUFFERED_STREAM": "0",
+    }
+    if domain_id is not None:
+        env["ROS_DOMAIN_ID"] = str(domain_id)
+    return env
+
+
+class NodeProcess:
+    """``segment_node`` in its own process, its output captured."""
+
+    def __init__(self, engine_dir: Path | str, env: dict[str, str] | None = None, **params: object) -> None:
+        args = [sys.executable, "-m", "binseg_ros.ros.node", "--ros-args", "-p", f"engine_dir:={engine_dir}"]
+        for name, value in params.items():
+            args += ["-p", f"{name}:={str(value).lower() if isinstance(value, bool) else value}"]
+        self.process = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})}
+        )
+        self.output = ""
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """SIGINT, then wait; returns the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        return self.wait(timeout)
+
+    def wait(self, timeout: float = 20.0) -> int:
+        try:
+            self.output, _ = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.output, _ = self.process.communicate()
+            self.output += f"\n[killed after {timeout:.0f} s without exiting]"
+        return self.process.returncode

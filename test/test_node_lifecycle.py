@@ -1,0 +1,155 @@
+"""segment_node start-up, overload, sim time and shutdown, each in its own node process."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import rclpy
+import yaml
+from builtin_interfaces.msg import Time
+from rclpy.context import Context
+from rclpy.parameter import Parameter
+from rosgraph_msgs.msg import Clock
+
+from binseg_ros.ros.node import SegmentNode
+from binseg_ros.ros.params import PARAMS
+from binseg_ros.ros.player import camera_frames
+from binseg_ros.ros.process import NodeProcess
+from rosgraph import ros_environment
+
+from conftest import frame_inputs
+
+
+@pytest.fixture(scope="module")
+def frames(real_frames):
+    return camera_frames(frame_inputs(real_frames[2]))
+
+
+def test_overload_keeps_latency_bounded_and_counts_drops(engine_folder, ros_harness, frames):
+    """480x640 fft graphs take ~0.4 s on this CPU: far slower than 15 Hz input."""
+    node = NodeProcess(engine_folder.root, ros_environment(), frequency_form="fft", diagnostics_period=0.2)
+    harness = ros_harness
+    try:
+        harness.wait_for_node()
+        harness.masks.clear()
+        sent_at = harness.play([frames], count=75, rate=15.0, tag="load")
+        last_publish = time.monotonic()
+        harness.spin_for(2.0)
+        latencies = [m.received - sent_at[m.stamp] for m in harness.masks if m.stamp in sent_at]
+        assert len(latencies) >= 3
+        # Bounded: the last masks are no later than the first ones (no backlog builds up) ...
+        assert max(latencies[-3:]) <= 2 * max(latencies[:3]) + 0.3
+        # ... and nothing queued keeps trickling out after the input stops.
+        assert all(m.received - last_publish < 1.5 for m in harness.masks)
+        # Every emitted set is either published or counted as superseded.
+        drained = harness.mark()
+        status = harness.wait_for_status(
+            "segmentation",
+            lambda s: int(s["sets"]) == int(s["masks"]) + int(s.get("drops.superseded", 0)),
+            drained,
+        )
+        assert int(status["drops.superseded"]) > int(status["masks"])
+    finally:
+        rc = node.stop()  # SIGINT while inference is busy
+    assert rc == 0 and "Traceback" not in node.output, node.output
+
+
+def test_sigint_shutdown_is_clean_and_quick(fast_engine, ros_harness, frames):
+    node = NodeProcess(fast_engine.root, ros_environment())
+    ros_harness.wait_for_node()
+    ros_harness.play([frames], count=5, rate=15.0, tag="bye")
+    start = time.monotonic()
+    rc = node.stop(timeout=10.0)
+    assert rc == 0
+    assert time.monotonic() - start < 5.0
+    assert "Traceback" not in node.output and "Error" not in node.output, node.output
+
+
+def test_use_sim_time_follows_the_clock_topic(fast_engine, ros_harness, frames):
+    node = NodeProcess(fast_engine.root, ros_environment(), use_sim_time=True, diagnostics_period=0.2)
+    harness = ros_harness
+    clock = harness.create_publisher(Clock, "/clock", 10)
+    try:
+        harness.wait_for_node()
+        harness.masks.clear()
+        harness.diagnostics.clear()
+        sim = 1000.0
+        for index in range(40):
+            stamp = Time(sec=int(sim), nanosec=int((sim % 1) * 1e9))
+            clock.publish(Clock(clock=stamp))
+            for modality in ("rgb", "depth", "thermal"):
+                harness.publish(modality, frames[modality], stamp, f"sim_{modality}_{index}")
+            harness.spin_for(1 / 15)
+            sim += 1 / 15
+        harness.spin_for(0.5)
+        assert len([m for m in harness.masks if m.frame_id.startswith("sim_rgb")]) >= 30
+        assert harness.diagnostics, "no diagnostics under sim time"
+        assert all(1000 <= d.header.stamp.sec <= 1003 for d in harness.diagnostics)
+    finally:
+        harness.destroy_publisher(clock)
+        assert node.stop() == 0, node.output
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"threshold": 1.5}, "parameter 'threshold' = 1.5: must be within [0, 1]"),
+        ({"slop": "wide"}, "parameter 'slop': expected a float"),
+        ({"backend": "openvino"}, "parameter 'backend' = 'openvino': must be one of auto, onnxruntime"),
+        ({"modalities": "rgb+lidar"}, "parameter 'modalities' = 'rgb+lidar': unknown modality 'lidar'"),
+        ({"modalities": "rgb", "required_modalities": "thermal"}, "names thermal, which 'modalities' does not"),
+        ({"qos.reliability": "sometimes"}, "parameter 'qos.reliability'"),
+        ({"backend": "tensorrt"}, "tensorrt backend is not part of this release"),
+    ],
+)
+def test_invalid_parameters_stop_startup_naming_them(fast_engine, params, message):
+    node = NodeProcess(fast_engine.root, ros_environment(), **params)
+    assert node.wait() == 1
+    assert message in node.output and "Traceback" not in node.output, node.output
+
+
+def test_missing_engine_folder_is_a_clear_startup_error(tmp_path):
+    node = NodeProcess(tmp_path / "nowhere", ros_environment())
+    assert node.wait() == 1
+    assert "no manifest.yaml in" in node.output and "binseg export" in node.output
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def test_params_file_keys_are_declared_parameters_of_the_right_type(fast_engine):
+    """Loads config/segment.yaml through rcl itself, into a real node."""
+    path = Path(__file__).resolve().parents[1] / "config" / "segment.yaml"
+    keys = _flatten(yaml.safe_load(path.read_text())["/**"]["ros__parameters"])
+    declared = {spec.name: spec for spec in PARAMS}
+    assert set(keys) <= set(declared), f"undeclared keys: {set(keys) - set(declared)}"
+    assert set(keys) == set(declared), f"parameters missing from the file: {set(declared) - set(keys)}"
+    for name, value in keys.items():
+        assert type(value) is type(declared[name].default), name
+
+    context = Context()
+    rclpy.init(context=context, args=["--ros-args", "--params-file", str(path)])
+    try:
+        node = SegmentNode(
+            context=context, parameter_overrides=[Parameter("engine_dir", value=str(fast_engine.root))]
+        )
+        try:
+            for name, value in keys.items():
+                if name == "engine_dir":
+                    continue
+                parameter = node.get_parameter(name)
+                assert parameter.value == value, name
+                assert parameter.type_ == Parameter.Type.from_parameter_value(declared[name].default), name
+        finally:
+            node.close()
+    finally:
+        rclpy.shutdown(context=context)

@@ -76,6 +76,20 @@ def cmd_bench_node(args: argparse.Namespace) -> int:
     return run_node_bench(locate_engine_dir(args.engine_dir), args.runs, args.count, args.rate)
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from binseg_ros.training.loop import TrainConfig, train
+
+    config = TrainConfig(
+        data_root=str(args.data), split_file=str(args.split), out_dir=str(args.out), size=args.size,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, modality_dropout=not args.no_modality_dropout,
+        consistency_weight=args.consistency_weight, seed=args.seed, device=args.device, workers=args.workers,
+        limit=args.limit,
+    )
+    model = train(config, resume=not args.restart, stop_after=args.stop_after)
+    print(f"checkpoint: {model}" if model else f"stopped; resume with the same command (state in {args.out})")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from binseg_ros.demo import run_demo
 
@@ -103,6 +117,26 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--checkpoint", type=Path, help="weights file (default: the default architecture)")
     profile.add_argument("--size", type=parse_size, default=(480, 640), help="input HEIGHTxWIDTH")
     profile.set_defaults(func=cmd_profile)
+
+    from binseg_ros.training.split import SPLITS
+
+    train = verbs.add_parser("train", help="train on a registered RGB/depth/thermal folder (MM5 layout)")
+    train.add_argument("--data", type=Path, required=True, help="dataset root (RGB/ Depth/ Thermal/ labels)")
+    train.add_argument("--split", type=Path, default=SPLITS / "mm5.yaml", help="split file (scene groups)")
+    train.add_argument("--out", type=Path, default=Path("runs/balanced"), help="run folder (log, state, model)")
+    train.add_argument("--size", type=parse_size, default=(240, 320), help="training HEIGHTxWIDTH")
+    train.add_argument("--epochs", type=int, default=40)
+    train.add_argument("--batch-size", type=int, default=8)
+    train.add_argument("--lr", type=float, default=2e-3)
+    train.add_argument("--no-modality-dropout", action="store_true", help="the baseline: full-modal only")
+    train.add_argument("--consistency-weight", type=float, default=0.5)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    train.add_argument("--workers", type=int, default=0, help="DataLoader workers")
+    train.add_argument("--limit", type=int, default=0, help="use only the first N training ids (smoke runs)")
+    train.add_argument("--stop-after", type=int, default=0, help="end this run after N epochs (resume later)")
+    train.add_argument("--restart", action="store_true", help="ignore saved state in --out")
+    train.set_defaults(func=cmd_train)
 
     demo = verbs.add_parser("demo", help="run segment_node on the shipped sample, then with thermal cut off")
     demo.add_argument("--engine-dir", type=Path, help="engine folder (default: the installed model)")

@@ -51,7 +51,7 @@ def test_wheel_installs_what_ros2_run_and_launch_expect(tmp_path):
         assert {n for n in names if n.startswith(f"{data}binseg_ros/{folder}/")} == shipped
     assert "binseg = binseg_ros.cli:main" in scripts
     assert "segment_node = binseg_ros.ros.node:main" in scripts
-    assert {f"binseg_ros/sample/{d}/70.png" for d in ("RGB", "Depth", "Thermal")} <= names
+    assert {f"binseg_ros/sample/{d}/51.png" for d in ("RGB", "Depth", "Thermal")} <= names
     config = configparser.ConfigParser()
     config.read(REPO / "setup.cfg")
     assert config["develop"]["script_dir"] == config["install"]["install_scripts"] == "$base/lib/binseg_ros"

@@ -1,0 +1,3 @@
+"""Training on registered RGB / depth / thermal folders (``binseg train``)."""
+
+from __future__ import annotations

@@ -90,6 +90,30 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from binseg_ros.backends.torch import TorchBackend
+    from binseg_ros.datasets import load_frame
+    from binseg_ros.model import load_checkpoint
+    from binseg_ros.training.evaluate import format_table, robustness_table
+    from binseg_ros.training.split import load_split
+
+    tables = {}
+    ids = load_split(args.split).held_out_ids()
+    frames = [load_frame(args.data, frame_id) for frame_id in ids]
+    for checkpoint in args.checkpoint:
+        net, metadata = load_checkpoint(checkpoint)
+        name = str(metadata.get("version", checkpoint.stem))
+        tables[name] = robustness_table(TorchBackend(net, args.size, args.device), args.size, frames)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "robustness.json").write_text(json.dumps(tables, indent=2))
+    text = format_table(tables)
+    (args.out / "robustness.md").write_text(text + "\n")
+    print(f"{len(ids)} held-out frames from {args.split}\n{text}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from binseg_ros.demo import run_demo
 
@@ -137,6 +161,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--stop-after", type=int, default=0, help="end this run after N epochs (resume later)")
     train.add_argument("--restart", action="store_true", help="ignore saved state in --out")
     train.set_defaults(func=cmd_train)
+
+    evaluate = verbs.add_parser("evaluate", help="robustness table: every modality subset on held-out frames")
+    evaluate.add_argument("--checkpoint", type=Path, nargs="+", required=True, help="one or more weights files")
+    evaluate.add_argument("--data", type=Path, required=True, help="dataset root (MM5 layout)")
+    evaluate.add_argument("--split", type=Path, default=SPLITS / "mm5.yaml", help="split file; held-out ids are used")
+    evaluate.add_argument("--size", type=parse_size, default=(240, 320), help="network input HEIGHTxWIDTH")
+    evaluate.add_argument("--device", default="cpu")
+    evaluate.add_argument("--out", type=Path, default=Path("runs/evaluation"), help="robustness.md / .json here")
+    evaluate.set_defaults(func=cmd_evaluate)
 
     demo = verbs.add_parser("demo", help="run segment_node on the shipped sample, then with thermal cut off")
     demo.add_argument("--engine-dir", type=Path, help="engine folder (default: the installed model)")

@@ -39,7 +39,7 @@ def create_backend(name: str, manifest: Manifest, form: str = "matmul", device: 
     if concrete == "torch":
         from binseg_ros.backends.torch import TorchBackend
 
-        return TorchBackend(manifest, device)
+        return TorchBackend.from_manifest(manifest, device)
     from binseg_ros.backends.onnxruntime import OnnxRuntimeBackend
 
     return OnnxRuntimeBackend(manifest, form)

@@ -15,24 +15,34 @@ from binseg_ros.backends.base import check_arrays
 from binseg_ros.engines.manifest import Manifest
 from binseg_ros.errors import ManifestError
 from binseg_ros.hashing import sha256_file
+from binseg_ros.modalities import CHANNELS, MODALITIES
 from binseg_ros.model.checkpoint import load_checkpoint
+from binseg_ros.model.network import BinSegNet
 
 
 class TorchBackend:
+    """Runs a :class:`BinSegNet` at a fixed input size (like the static-shape engines)."""
+
     name = "torch"
 
-    def __init__(self, manifest: Manifest, device: str = "cpu") -> None:
+    def __init__(self, net: BinSegNet, input_size: tuple[int, int], device: str = "cpu") -> None:
+        self.input_size = input_size
+        self.device = torch.device(device)
+        self.net = net.to(self.device).eval()
+        self.net.set_frequency_form("fft")
+
+    @classmethod
+    def from_manifest(cls, manifest: Manifest, device: str = "cpu") -> TorchBackend:
+        """The checkpoint an engine folder was exported from, after checking its sha256."""
         weights = manifest.root / manifest.weights.file
         if not weights.is_file() or sha256_file(weights) != manifest.weights.sha256:
             raise ManifestError(f"{manifest.path}: {manifest.weights.file} is missing or does not match its sha256")
-        self.manifest = manifest
-        self.device = torch.device(device)
-        self.net = load_checkpoint(weights)[0].to(self.device)
-        self.net.set_frequency_form("fft")
+        return cls(load_checkpoint(weights)[0], manifest.input_size, device)
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
-        entry = self.manifest.entry(list(inputs))
-        subset, arrays = check_arrays(inputs, entry.input_shapes(self.manifest.input_size))
+        height, width = self.input_size
+        expected = {m: (1, CHANNELS[m], height, width) for m in MODALITIES}
+        subset, arrays = check_arrays(inputs, expected)
         with torch.inference_mode():
             tensors = {m: torch.from_numpy(arrays[m]).to(self.device) for m in subset}
             probability = torch.sigmoid(self.net(tensors))

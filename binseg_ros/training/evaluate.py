@@ -1,0 +1,65 @@
+"""The robustness table: every modality subset, same weights, same held-out frames.
+
+Predictions go through the same :class:`~binseg_ros.segmenter.Segmenter` the node uses
+(resize in, backend, bilinear resize out to the label's resolution), so a table computed
+here describes what the node publishes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from binseg_ros.backends.base import Backend
+from binseg_ros.metrics import LOWER_IS_BETTER, METRICS, SegmentationMetrics
+from binseg_ros.modalities import Subset, all_subsets, subset_name
+from binseg_ros.segmenter import Segmenter
+from binseg_ros.sync import Frame, FrameSet
+from binseg_ros.training.data import LabelMap
+
+Table = dict[str, dict[str, float]]
+
+
+def frameset(frame: dict[str, np.ndarray], subset: Subset) -> FrameSet:
+    """A dataset frame as the synchroniser would emit it for ``subset``."""
+    frames = {m: Frame(m, 0.0, 0.0, frame[m]) for m in subset}
+    return FrameSet(frames[subset[0]], frames)
+
+
+def robustness_table(
+    backend: Backend,
+    input_size: tuple[int, int],
+    frames: Sequence[dict[str, np.ndarray]],
+    labels: LabelMap = LabelMap(),
+    subsets: Sequence[Subset] | None = None,
+    progress: bool = True,
+) -> Table:
+    """Metrics per subset; adds ``average`` (mean over subsets) and ``worst`` rows."""
+    segmenter = Segmenter(backend, input_size)
+    table: Table = {}
+    chosen = list(subsets) if subsets is not None else all_subsets()
+    for subset in tqdm(chosen, desc="subsets", unit="subset", disable=not progress):
+        metrics = SegmentationMetrics()
+        for frame in frames:
+            result = segmenter(frameset(frame, subset))
+            metrics.add(result.probability, labels.binary(frame["label"]) > 0)
+        table[subset_name(subset)] = metrics.result()
+    rows = list(table.values())
+    table["average"] = {k: float(np.mean([r[k] for r in rows])) for k in METRICS}
+    table["worst"] = {k: (max if k in LOWER_IS_BETTER else min)(r[k] for r in rows) for k in METRICS}
+    return table
+
+
+def format_table(tables: dict[str, Table]) -> str:
+    """Markdown: one row per subset, one column group per named table (e.g. balanced, baseline)."""
+    names = list(tables)
+    keys = list(next(iter(tables.values())))
+    header = "| subset | " + " | ".join(f"{metric} ({name})" for name in names for metric in METRICS) + " |"
+    rule = "|---|" + "---:|" * (len(names) * len(METRICS))
+    lines = [header, rule]
+    for key in keys:
+        lines.append(f"| {key} | " + " | ".join(f"{tables[n][key][m]:.3f}" for n in names for m in METRICS) + " |")
+    return "\n".join(lines)
+

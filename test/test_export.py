@@ -93,6 +93,23 @@ def test_backend_rejects_wrong_shapes_and_unknown_subsets(engine_folder):
         backend.run({})
 
 
+def test_graphs_share_one_deduplicated_tensor_file(engine_folder):
+    root = engine_folder.root
+    graphs = sorted(root.glob("*.onnx"))
+    assert len(graphs) == 14 and all(g.stat().st_size < 1_000_000 for g in graphs)
+    referenced = 0
+    for graph in graphs:
+        model = onnx.load(graph, load_external_data=False)
+        external = [t for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+        assert external and {e.value for t in external for e in t.external_data if e.key == "location"} == {
+            "tensors.bin"
+        }
+        referenced += sum(int(e.value) for t in external for e in t.external_data if e.key == "length")
+    blob = (root / engine_folder.tensors.file).stat().st_size
+    assert referenced > 3 * blob  # each shared tensor is stored once
+    assert engine_folder.tensors.sha256 == sha256_file(root / "tensors.bin")
+
+
 def test_manifest_refuses_a_changed_or_missing_file(engine_folder, tmp_path):
     import shutil
 
@@ -107,7 +124,7 @@ def test_manifest_refuses_a_changed_or_missing_file(engine_folder, tmp_path):
     with pytest.raises(ManifestError, match=r"thermal\.matmul\.onnx is missing"):
         manifest.verify()
     with pytest.raises(ManifestError, match="no engine for subset 'rgb'"):
-        Manifest(copy, "m", "v", manifest.weights, (64, 64), {}, 20, {}).entry("rgb")
+        Manifest(copy, "m", "v", manifest.weights, manifest.tensors, (64, 64), {}, 20, {}).entry("rgb")
 
 
 @pytest.mark.parametrize(

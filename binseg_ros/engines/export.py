@@ -7,6 +7,7 @@ checked with ``onnx.checker`` (``full_check=True``) before it is listed in the m
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 from collections.abc import Iterable, Sequence
@@ -15,6 +16,7 @@ from pathlib import Path
 import onnx
 import onnxscript.optimizer
 import torch
+from onnx.external_data_helper import set_external_data
 from tqdm import tqdm
 
 from binseg_ros.engines.manifest import OUTPUT_NAME, FileRef, Manifest, SubsetEntry
@@ -30,6 +32,9 @@ OPSET = 20
 """Opset 20 is the first with the DFT-20 the ``fft`` form needs; TensorRT 10.x parses it."""
 
 WEIGHTS_NAME = "weights.pt"
+TENSORS_NAME = "tensors.bin"
+_EMBED_BELOW = 1024  # bytes: tiny tensors stay in the graph file
+_ALIGN = 64
 # Constant folding limits (elements): large enough to fold the 160×81 / 120×120 DFT matrices
 # and the per-channel spectral gains of the biggest plane.
 _FOLD_INPUT_LIMIT = 1 << 21
@@ -74,9 +79,45 @@ def export_subset_onnx(
     onnxscript.optimizer.optimize(
         program.model, input_size_limit=_FOLD_INPUT_LIMIT, output_size_limit=_FOLD_OUTPUT_LIMIT
     )
+    # The exporter annotates every node with Python stack traces (absolute paths of this
+    # machine): two thirds of the graph file, and it would make the sha256 machine-dependent.
+    for node in program.model.graph.all_nodes():
+        node.metadata_props.clear()
     program.save(path, external_data=False)
     onnx.checker.check_model(str(path), full_check=True)
     return path
+
+
+def share_tensors(root: Path, graphs: Sequence[str]) -> Path:
+    """Move the graphs' initialisers into one external-data file, each distinct tensor once.
+
+    The 7 subsets x 2 forms share most weights (the decoder is in every graph, each encoder
+    in four), so one deduplicated ``tensors.bin`` plus small graph files is a fraction of
+    14 self-contained files — small enough to ship in the repository. ONNX Runtime, the
+    TensorRT parser and ``onnx.checker`` read external data relative to the graph file.
+    """
+    blob_path = root / TENSORS_NAME
+    stored: dict[tuple[str, int, tuple[int, ...]], tuple[int, int]] = {}
+    with blob_path.open("wb") as blob:
+        for name in graphs:
+            model = onnx.load(root / name)
+            for tensor in model.graph.initializer:
+                raw = tensor.raw_data  # the exporter writes raw_data; typed-field tensors stay embedded
+                if len(raw) < _EMBED_BELOW:
+                    continue
+                key = (hashlib.sha256(raw).hexdigest(), tensor.data_type, tuple(tensor.dims))
+                if key not in stored:
+                    blob.write(b"\0" * (-blob.tell() % _ALIGN))
+                    stored[key] = (blob.tell(), len(raw))
+                    blob.write(raw)
+                offset, length = stored[key]
+                set_external_data(tensor, TENSORS_NAME, offset, length)
+                tensor.ClearField("raw_data")
+                tensor.data_location = onnx.TensorProto.EXTERNAL
+            onnx.save(model, root / name)
+    for name in graphs:
+        onnx.checker.check_model(str(root / name), full_check=True)
+    return blob_path
 
 
 def export_engine_folder(
@@ -102,20 +143,23 @@ def export_engine_folder(
     if Path(checkpoint).resolve() != weights.resolve():
         shutil.copyfile(checkpoint, weights)
 
-    entries: dict[str, SubsetEntry] = {}
     jobs = [(subset, form) for subset in chosen for form in forms]
     for subset, form in tqdm(jobs, desc="export", unit="graph", disable=not progress):
-        name = onnx_filename(subset, form)
-        path = export_subset_onnx(net, subset, size, form, root / name)
-        entry = entries.setdefault(subset_name(subset), SubsetEntry(subset, {}))
-        entry.onnx[form] = FileRef(name, sha256_file(path))
+        path = export_subset_onnx(net, subset, size, form, root / onnx_filename(subset, form))
         LOG.info("exported %s (%s) to %s", subset_name(subset), form, path)
+    tensors = share_tensors(root, [onnx_filename(subset, form) for subset, form in jobs])
+    entries: dict[str, SubsetEntry] = {}
+    for subset, form in jobs:
+        name = onnx_filename(subset, form)
+        entry = entries.setdefault(subset_name(subset), SubsetEntry(subset, {}))
+        entry.onnx[form] = FileRef(name, sha256_file(root / name))
 
     manifest = Manifest(
         root=root,
         model=net.config.name,
         version=str(metadata.get("version", "untrained")),
         weights=FileRef(WEIGHTS_NAME, sha256_file(weights)),
+        tensors=FileRef(TENSORS_NAME, sha256_file(tensors)),
         input_size=size,
         normalization=net.config.normalization.to_dict(),
         opset=OPSET,

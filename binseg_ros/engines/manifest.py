@@ -49,6 +49,7 @@ class Manifest:
     model: str
     version: str
     weights: FileRef
+    tensors: FileRef  # the graphs' shared external data
     input_size: tuple[int, int]
     normalization: dict[str, object]
     opset: int
@@ -81,6 +82,7 @@ class Manifest:
             "model": self.model,
             "version": self.version,
             "weights": vars(self.weights),
+            "tensors": vars(self.tensors),
             "input_size": list(self.input_size),
             "normalization": self.normalization,
             "opset": self.opset,
@@ -128,6 +130,7 @@ class Manifest:
                 model=str(data["model"]),
                 version=str(data["version"]),
                 weights=FileRef(**data["weights"]),
+                tensors=FileRef(**data["tensors"]),
                 input_size=(height, width),
                 normalization=dict(data["normalization"]),
                 opset=int(data["opset"]),
@@ -144,7 +147,7 @@ class Manifest:
         Raises:
             ManifestError: naming the first missing or changed file.
         """
-        refs = [self.weights] + [ref for entry in self.subsets.values() for ref in entry.onnx.values()]
+        refs = [self.weights, self.tensors] + [ref for entry in self.subsets.values() for ref in entry.onnx.values()]
         for ref in refs:
             path = self.root / ref.file
             if not path.is_file():

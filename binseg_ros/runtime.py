@@ -9,6 +9,7 @@ evaluator uses for deterministic, as-fast-as-possible runs.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -57,9 +58,12 @@ class SegmentationRuntime:
         self.sync_config = sync_config
         self._publish = publish
         self.sync = Synchronizer(sync_config, self._on_set)
-        self.drops: Counter[str] = Counter()  # rejected before sync (conversion) or superseded
-        self.sanitized: Counter[str] = Counter()  # frames used after fixing (e.g. NaN depth)
-        self.published: Counter[str] = Counter()  # optional outputs actually sent, by name
+        # Counters are written from the subscription and the inference threads and read by
+        # diagnostics; one lock keeps a snapshot from racing a new key being inserted.
+        self._counter_lock = threading.Lock()
+        self._drops: Counter[str] = Counter()  # rejected before sync (conversion) or superseded
+        self._sanitized: Counter[str] = Counter()  # frames used after fixing (e.g. NaN depth)
+        self._published: Counter[str] = Counter()  # optional outputs actually sent, by name
         self._input_rates = {m: RateMeter() for m in MODALITIES}
         self._output_rate = RateMeter()
         self.latency = LatencyWindow()
@@ -76,10 +80,19 @@ class SegmentationRuntime:
     def reject(self, modality: str, reason: str) -> None:
         """A message that could not be converted; counted under ``reason``."""
         self._input_rates[modality].tick(time.monotonic())
-        self.drops[reason] += 1
+        self._count(self._drops, reason)
 
     def note_sanitized(self, reason: str) -> None:
-        self.sanitized[reason] += 1
+        """A frame that was used after a repair (e.g. NaN depth set to invalid)."""
+        self._count(self._sanitized, reason)
+
+    def note_published(self, output: str) -> None:
+        """An optional output (probability, overlay) that was actually sent."""
+        self._count(self._published, output)
+
+    def _count(self, counter: Counter[str], key: str) -> None:
+        with self._counter_lock:
+            counter[key] += 1
 
     def poll(self, now: float) -> None:
         """Call periodically with the node clock: lets a dead sensor time out."""
@@ -90,6 +103,8 @@ class SegmentationRuntime:
         mono = time.monotonic()
         active = self.sync.active(now)
         p50, p95 = self.latency.percentiles(50, 95)
+        with self._counter_lock:
+            drops, sanitized, published = dict(self._drops), dict(self._sanitized), dict(self._published)
         return RuntimeStatus(
             health=self.sync.health(now),
             active=active,
@@ -102,13 +117,10 @@ class SegmentationRuntime:
             masks=self.masks,
             latency_p50=p50,
             latency_p95=p95,
-            drops=dict(self.sync.drops + self.drops),
-            sanitized=dict(self.sanitized),
-            published=dict(self.published),
+            drops=dict(self.sync.drop_counts() + Counter(drops)),
+            sanitized=sanitized,
+            published=published,
         )
-
-    def idle(self) -> bool:
-        return self._worker is None or self._worker.idle()
 
     def close(self) -> None:
         if self._worker is not None:
@@ -122,14 +134,14 @@ class SegmentationRuntime:
             self._worker.submit(frameset)
 
     def _superseded(self, _frameset: FrameSet) -> None:
-        self.drops[DropReason.SUPERSEDED.value] += 1
+        self._count(self._drops, DropReason.SUPERSEDED.value)
 
     def _process(self, frameset: FrameSet) -> None:
         try:
             result = self.segmenter(frameset)
             self._publish(result)
         except Exception:  # a failing engine or publisher must not end the node: count, log, go on
-            self.drops["inference_error"] += 1
+            self._count(self._drops, "inference_error")
             LOG.exception("segmentation of the set anchored at %.3f failed", frameset.anchor.stamp)
             return
         done = time.monotonic()

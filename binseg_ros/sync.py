@@ -174,6 +174,11 @@ class Synchronizer:
         with self._lock:
             return {m: self._health(m, now) for m in MODALITIES}
 
+    def drop_counts(self) -> Counter[str]:
+        """A consistent copy of the drop counters."""
+        with self._lock:
+            return Counter(self.drops)
+
     def active(self, now: float) -> Subset:
         with self._lock:
             return self._active(now)

@@ -24,7 +24,6 @@ class LatestWinsWorker(Generic[T]):
         self._pending: T | None = None
         self._condition = threading.Condition()
         self._stopping = False
-        self._busy = False
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
@@ -34,11 +33,6 @@ class LatestWinsWorker(Generic[T]):
                 self._on_superseded(self._pending)
             self._pending = item
             self._condition.notify()
-
-    def idle(self) -> bool:
-        """Nothing pending and nothing running (for tests and orderly shutdown)."""
-        with self._condition:
-            return self._pending is None and not self._busy
 
     def stop(self, timeout: float = 5.0) -> None:
         with self._condition:
@@ -54,11 +48,7 @@ class LatestWinsWorker(Generic[T]):
                 if self._stopping:
                     return
                 item, self._pending = self._pending, None
-                self._busy = True
             try:
                 self._handle(item)
-            except Exception:  # keep serving: one bad set must not end inference for good
-                LOG.exception("inference failed for one frame set")
-            finally:
-                with self._condition:
-                    self._busy = False
+            except Exception:  # keep serving: one bad item must not end the thread for good
+                LOG.exception("worker %s: handler failed", self._thread.name)

@@ -95,12 +95,12 @@ class SegmentNode(Node):
         s = self.settings
         if s.publish_probability and self._probability_pub.get_subscription_count() > 0:
             self._probability_pub.publish(to_image(result.probability, "32FC1", header))
-            self.runtime.published["probability"] += 1
+            self.runtime.note_published("probability")
         if s.publish_overlay and self._overlay_pub.get_subscription_count() > 0:
             frames = result.frameset.frames
             background = frames["rgb"].data if "rgb" in frames else result.frameset.anchor.data
             self._overlay_pub.publish(to_image(overlay(background, result.mask), "rgb8", header))
-            self.runtime.published["overlay"] += 1
+            self.runtime.note_published("overlay")
 
     def _publish_diagnostics(self) -> None:
         status = self.runtime.status(self._now())

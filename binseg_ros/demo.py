@@ -89,6 +89,7 @@ def run_demo(engine_dir: Path | None, out: Path, rate: float, passes: int, cache
     rclpy.init()
     player = FramePlayer()
     reports = []
+    failure: TimeoutError | None = None
     try:
         player.wait_for_node()
         phases = [("phase 1: rgb + depth + thermal", MODALITIES), ("phase 2: thermal cut off", ("rgb", "depth"))]
@@ -99,11 +100,13 @@ def run_demo(engine_dir: Path | None, out: Path, rate: float, passes: int, cache
             player.spin_for(0.3)  # shorter than modality_timeout: phase 2 starts with the sensors alive
             reports.append(_report(name, player, sent, mark, labels, out / f"phase{number}"))
     except TimeoutError as exc:
-        raise BinsegError(f"{exc}; node output:\n{node.stop()} {node.output}") from exc
+        failure = exc
     finally:
         player.destroy_node()
         rclpy.try_shutdown()
-        code = node.stop()
+        code = node.stop()  # exactly once: its output is read when it exits
+    if failure is not None:
+        raise BinsegError(f"{failure}; node output:\n{node.output}") from failure
     for report in reports:
         print("\n".join(report.lines()))
     print(f"masks written to {out}/phase*/; node exited with code {code}")

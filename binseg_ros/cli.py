@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,22 +27,75 @@ def _csv(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+def _add_dataset_args(parser: argparse.ArgumentParser) -> None:
+    """Folder layout and label mapping, for MM5 (the defaults) or a user's own data."""
+    parser.add_argument("--folders", type=_csv, default=[],
+                        help="folder names, e.g. rgb=color,depth=depth,thermal=ir,labels=masks (default: MM5's)")
+    parser.add_argument("--depth-scale", type=float, help="metres per depth count (default 0.001: uint16 mm)")
+    parser.add_argument("--suffix", help="image file suffix (default .png)")
+    parser.add_argument("--positive-labels", type=_csv, default=[],
+                        help="label ids that are foreground, e.g. 3,7 (default: every id > 0)")
+
+
+def _add_bag_args(parser: argparse.ArgumentParser) -> None:
+    """What a bag run needs beyond the bag: engines, backend, topics, ground truth, sync."""
+    from binseg_ros.sync import SyncConfig
+
+    parser.add_argument("--engine-dir", type=Path, help="engine folder (default: the installed model)")
+    parser.add_argument("--backend", default="onnxruntime", help="onnxruntime | torch")
+    parser.add_argument("--form", default="matmul", help="ONNX graph form: matmul | fft")
+    parser.add_argument("--topics", type=_kv, default={}, help="image topics, e.g. rgb=/cam/color (default /<m>/image)")
+    parser.add_argument("--gt-topic", default="/ground_truth/mask", help="ground-truth mask topic in the bag (mono8)")
+    parser.add_argument("--gt-dir", type=Path, help="ground truth as PNGs named <stamp_ns>.png instead of a topic")
+    parser.add_argument("--slop", type=float, default=SyncConfig.slop, help="as the node's parameter")
+    parser.add_argument("--modality-timeout", type=float, default=SyncConfig.modality_timeout,
+                        help="as the node's parameter")
+
+
+def _layout(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from binseg_ros.datasets import FolderLayout
+
+    fields: dict[str, object] = {}
+    for item in args.folders:
+        key, _, value = item.partition("=")
+        if key not in ("rgb", "depth", "thermal", "labels") or not value:
+            raise BinsegError(f"--folders entry {item!r}: expected rgb=, depth=, thermal= or labels=NAME")
+        fields[key] = value
+    if args.depth_scale is not None:
+        fields["depth_scale_m"] = args.depth_scale
+    if args.suffix is not None:
+        fields["suffix"] = args.suffix
+    return replace(FolderLayout(), **fields)
+
+
+def _labels(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from binseg_ros.datasets import LabelMap
+
+    try:
+        return LabelMap(frozenset(int(v) for v in args.positive_labels) or None)
+    except ValueError as exc:
+        raise BinsegError(f"--positive-labels must be integers, got {args.positive_labels}") from exc
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from binseg_ros.engines.export import export_engine_folder
     from binseg_ros.modalities import subset_name
 
-    checkpoint = args.checkpoint
-    if checkpoint is None:
-        import torch
+    with tempfile.TemporaryDirectory() as scratch:
+        checkpoint = args.checkpoint
+        if checkpoint is None:
+            import torch
 
-        from binseg_ros.model import BinSegNet, save_checkpoint
+            from binseg_ros.model import BinSegNet, save_checkpoint
 
-        torch.manual_seed(args.seed)
-        checkpoint = save_checkpoint(BinSegNet(), Path(args.out) / "untrained.pt", {"version": "untrained"})
-        LOG.warning("no --checkpoint given: exporting freshly initialised (untrained) weights, seed %d", args.seed)
-    manifest = export_engine_folder(
-        checkpoint, args.out, args.size, forms=args.forms, subsets=args.subsets, progress=not args.quiet
-    )
+            torch.manual_seed(args.seed)
+            checkpoint = save_checkpoint(BinSegNet(), Path(scratch) / "untrained.pt", {"version": "untrained"})
+            LOG.warning("no --checkpoint given: exporting freshly initialised (untrained) weights, seed %d", args.seed)
+        manifest = export_engine_folder(
+            checkpoint, args.out, args.size, forms=args.forms, subsets=args.subsets, progress=not args.quiet
+        )
     print(f"wrote {manifest.path} ({len(manifest.subsets)} subsets: {', '.join(manifest.subsets)})")
     for name, entry in manifest.subsets.items():
         for form, ref in entry.onnx.items():
@@ -83,7 +137,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         data_root=str(args.data), split_file=str(args.split), out_dir=str(args.out), size=args.size,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, modality_dropout=not args.no_modality_dropout,
         consistency_weight=args.consistency_weight, seed=args.seed, device=args.device, workers=args.workers,
-        limit=args.limit,
+        limit=args.limit, layout=_layout(args), labels=_labels(args),
     )
     model = train(config, resume=not args.restart, stop_after=args.stop_after)
     print(f"checkpoint: {model}" if model else f"stopped; resume with the same command (state in {args.out})")
@@ -91,11 +145,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    if args.bag is not None:
+        return cmd_evaluate_bag(args)
+    if not args.checkpoint or args.data is None:
+        raise BinsegError("evaluate needs --bag B, or --checkpoint and --data for the held-out robustness table")
     import json
 
     from binseg_ros.backends.torch import TorchBackend
     from binseg_ros.datasets import load_frame
     from binseg_ros.model import load_checkpoint
+    from binseg_ros.training.card import CARD_NAME, add_evaluation
     from binseg_ros.training.evaluate import format_table, robustness_table
     from binseg_ros.training.split import load_split
 
@@ -110,14 +169,167 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     (args.out / "robustness.json").write_text(json.dumps(tables, indent=2))
     text = format_table(tables)
     (args.out / "robustness.md").write_text(text + "\n")
+    for checkpoint in args.checkpoint:
+        card = checkpoint.parent / CARD_NAME
+        if card.is_file():
+            add_evaluation(card, text, len(ids), args.split)
+            print(f"added the table to {card}")
     print(f"{len(ids)} held-out frames from {args.split}\n{text}")
+    return 0
+
+
+def _kv(text: str) -> dict[str, str]:
+    pairs = {}
+    for item in _csv(text):
+        key, _, value = item.partition("=")
+        if not value:
+            raise argparse.ArgumentTypeError(f"expected KEY=VALUE pairs, got {item!r}")
+        pairs[key] = value
+    return pairs
+
+
+def cmd_make_bag(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from binseg_ros.bags.make import DEFAULT_CLOCKS, DEFAULT_TOPICS, Dropout, MakeBagConfig, make_bag
+    from binseg_ros.datasets import list_ids
+    from binseg_ros.training.split import load_split
+
+    layout = _layout(args)
+    if args.frames == "all":
+        ids = list_ids(args.data, layout)
+    else:
+        split = load_split(args.split)
+        ids = split.held_out_ids() if args.frames == "held-out" else split.train_ids()
+    ids = ids[: args.limit or None]
+    clocks = dict(DEFAULT_CLOCKS)
+    for modality, rate in args.rates.items():
+        if modality not in clocks:
+            raise BinsegError(f"--rates: unknown modality {modality!r}")
+        clocks[modality] = replace(clocks[modality], rate_hz=float(rate))
+    config = MakeBagConfig(
+        hold_s=args.hold, clocks=clocks, dropouts=tuple(Dropout.parse(d) for d in args.dropout),
+        drop_probability=args.drop_probability, size=args.size, topics={**DEFAULT_TOPICS, **args.topics},
+        gt_topic=args.gt_topic, storage=args.storage, seed=args.seed,
+    )
+    summary = make_bag(args.data, ids, args.out, config, layout, _labels(args))
+    print(f"wrote {summary.path} ({args.storage}): {summary.frames} frames, {summary.duration_s:.1f} s")
+    for topic, count in summary.written.items():
+        print(f"  {topic:<24} {count} messages")
+    if summary.silenced or summary.dropped:
+        print(f"  silenced by dropouts: {summary.silenced or 'none'}; random drops: {summary.dropped or 'none'}")
+    return 0
+
+
+def _bag_truth(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from binseg_ros.bags.groundtruth import GroundTruth
+
+    return GroundTruth.from_folder(args.gt_dir) if args.gt_dir else GroundTruth.from_topic(args.bag, args.gt_topic)
+
+
+def cmd_evaluate_bag(args: argparse.Namespace) -> int:
+    from binseg_ros.backends.factory import create_backend
+    from binseg_ros.bags.evaluate import BagEvaluator
+    from binseg_ros.bags.make import DEFAULT_TOPICS
+    from binseg_ros.bags.report import write_report
+    from binseg_ros.engines.locate import locate_engine_dir
+    from binseg_ros.engines.manifest import Manifest
+    from binseg_ros.sync import SyncConfig
+
+    manifest = Manifest.load(locate_engine_dir(args.engine_dir))
+    backend = create_backend(args.backend, manifest, args.form)
+    name = f"{args.backend} ({args.form}), {manifest.model} {manifest.version}"
+    sync = SyncConfig(slop=args.slop, modality_timeout=args.modality_timeout)
+    evaluator = BagEvaluator(backend, manifest.input_size, sync, {**DEFAULT_TOPICS, **args.topics}, name=name,
+                             keep_predictions=args.save_predictions)
+    evaluation = evaluator.run(args.bag, _bag_truth(args))
+    report = write_report(evaluation, args.out, f"Bag evaluation: {args.bag.name}")
+    overall = evaluation.overall()
+    print(f"{evaluation.masks} masks from {sum(evaluation.frames_in.values())} images in {evaluation.wall_s:.1f} s; "
+          f"IoU {overall['IoU']:.3f}, S {overall['S']:.3f}, MAE {overall['MAE']:.4f}; report: {report}")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    import json
+    import os
+
+    import rclpy
+
+    from binseg_ros.backends.factory import create_backend
+    from binseg_ros.bags.evaluate import BagEvaluator
+    from binseg_ros.bags.make import DEFAULT_TOPICS
+    from binseg_ros.bags.report import write_report
+    from binseg_ros.engines.locate import locate_engine_dir
+    from binseg_ros.engines.manifest import Manifest
+    from binseg_ros.metrics import summarize
+    from binseg_ros.ros.process import NodeProcess, local_ros_environment
+    from binseg_ros.ros.replay import compare, replay_bag
+    from binseg_ros.sync import SyncConfig
+
+    folder = locate_engine_dir(args.engine_dir)
+    manifest = Manifest.load(folder)
+    topics = {**DEFAULT_TOPICS, **args.topics}
+    truth = _bag_truth(args)
+    sync = SyncConfig(slop=args.slop, modality_timeout=args.modality_timeout)
+    name = f"{args.backend} ({args.form}), {manifest.model} {manifest.version}"
+    evaluator = BagEvaluator(create_backend(args.backend, manifest, args.form), manifest.input_size, sync, topics,
+                             name=name)
+    offline = evaluator.run(args.bag, truth)
+    write_report(offline, args.out / "offline", f"Offline evaluation: {args.bag.name}")
+    out_bag = args.out / "recorded"
+    if out_bag.exists():
+        raise BinsegError(f"{out_bag} exists; choose a new --out")
+    node = None
+    if not args.node_running:
+        env = local_ros_environment()
+        os.environ.update(env)
+        node = NodeProcess(folder, env, remaps={f"{m}/image": t for m, t in topics.items()}, use_sim_time=True,
+                           backend=args.backend, frequency_form=args.form, slop=args.slop,
+                           modality_timeout=args.modality_timeout)
+    rclpy.init()
+    try:
+        result = replay_bag(args.bag, out_bag, topics, args.node_name, args.rate)
+    finally:
+        rclpy.try_shutdown()
+        code = node.stop() if node is not None else 0
+    if node is not None and code != 0:
+        raise BinsegError(f"segment_node exited with code {code}:\n{node.output}")
+    comparison = compare(result, offline, truth)
+    summary = {
+        "bag": str(args.bag), "recorded": str(out_bag), "rate": args.rate, "bag_duration_s": result.bag_duration_s,
+        "wall_s": result.wall_s, "wall_over_duration": result.wall_s / result.bag_duration_s,
+        "played": result.played, "live_masks": comparison.live_masks, "offline_masks": comparison.offline_masks,
+        "common": comparison.common, "identical": comparison.identical, "live_only": comparison.live_only,
+        "offline_only": comparison.offline_only, "latency_ms": comparison.latency_ms,
+        "live_metrics": summarize(comparison.scores) if comparison.scores else {},
+        "offline_metrics": offline.overall(),
+    }
+    (args.out / "replay.json").write_text(json.dumps(summary, indent=2))
+    lines = [
+        f"# Replay: {args.bag.name}", "",
+        f"- Played {sum(result.played.values())} images ({result.played}) at rate {args.rate:g} in "
+        f"{result.wall_s:.1f} s wall for {result.bag_duration_s:.1f} s of bag.",
+        f"- Masks: live {comparison.live_masks}, offline {comparison.offline_masks}; same stamp {comparison.common}, "
+        f"pixel-identical {comparison.identical}; offline only (dropped live) {comparison.offline_only}; "
+        f"live only {comparison.live_only}.",
+        f"- Anchor published → mask received (wall): {comparison.latency_ms}.",
+        "", "| run | IoU | S | maxF | MAE |", "|---|---:|---:|---:|---:|",
+    ]
+    for label, metrics in (("live", summary["live_metrics"]), ("offline", summary["offline_metrics"])):
+        if metrics:
+            lines.append(f"| {label} | {metrics['IoU']:.3f} | {metrics['S']:.3f} | {metrics['maxF']:.3f} | "
+                         f"{metrics['MAE']:.4f} |")
+    lines += ["", "Offline report with plots: [offline/report.md](offline/report.md).", ""]
+    (args.out / "replay.md").write_text("\n".join(lines))
+    print("\n".join(lines[2:5]) + f"\nreport: {args.out / 'replay.md'}")
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from binseg_ros.demo import run_demo
 
-    return run_demo(args.engine_dir, args.out, args.rate, args.passes, args.cache)
+    return run_demo(args.engine_dir, args.out, args.rate, args.passes)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -160,24 +372,57 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--limit", type=int, default=0, help="use only the first N training ids (smoke runs)")
     train.add_argument("--stop-after", type=int, default=0, help="end this run after N epochs (resume later)")
     train.add_argument("--restart", action="store_true", help="ignore saved state in --out")
+    _add_dataset_args(train)
     train.set_defaults(func=cmd_train)
 
-    evaluate = verbs.add_parser("evaluate", help="robustness table: every modality subset on held-out frames")
-    evaluate.add_argument("--checkpoint", type=Path, nargs="+", required=True, help="one or more weights files")
-    evaluate.add_argument("--data", type=Path, required=True, help="dataset root (MM5 layout)")
+    evaluate = verbs.add_parser(
+        "evaluate", help="accuracy, robustness and latency: over a bag (--bag), or per subset on held-out frames"
+    )
+    evaluate.add_argument("--bag", type=Path, help="rosbag2 folder (sqlite3 or mcap): run the node's pipeline offline")
+    evaluate.add_argument("--checkpoint", type=Path, nargs="+", help="dataset mode: one or more weights files")
+    evaluate.add_argument("--data", type=Path, help="dataset mode: dataset root (MM5 layout)")
     evaluate.add_argument("--split", type=Path, default=SPLITS / "mm5.yaml", help="split file; held-out ids are used")
-    evaluate.add_argument("--size", type=parse_size, default=(240, 320), help="network input HEIGHTxWIDTH")
+    evaluate.add_argument("--size", type=parse_size, default=(240, 320), help="dataset mode: network input HEIGHTxWIDTH")
     evaluate.add_argument("--device", default="cpu")
-    evaluate.add_argument("--out", type=Path, default=Path("runs/evaluation"), help="robustness.md / .json here")
+    evaluate.add_argument("--out", type=Path, default=Path("runs/evaluation"), help="report / robustness files here")
+    evaluate.add_argument("--save-predictions", action="store_true",
+                          help="bag mode: write each probability as OUT/predictions/<stamp_ns>.png (uint8)")
+    _add_bag_args(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
+
+    make = verbs.add_parser("make-bag", help="a dataset folder as a rosbag2 with sensor timing, dropouts, ground truth")
+    make.add_argument("--data", type=Path, required=True, help="dataset root")
+    make.add_argument("--out", type=Path, required=True, help="new bag folder")
+    make.add_argument("--frames", choices=("held-out", "train", "all"), default="held-out",
+                      help="which frames: the split's held-out or training groups, or every frame")
+    make.add_argument("--split", type=Path, default=SPLITS / "mm5.yaml", help="split file for --frames")
+    make.add_argument("--limit", type=int, default=0, help="only the first N frames")
+    make.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
+    make.add_argument("--size", type=parse_size, help="resize images to HEIGHTxWIDTH (default: as stored)")
+    make.add_argument("--hold", type=float, default=1 / 15, help="seconds each dataset frame stays in view")
+    make.add_argument("--rates", type=_kv, default={}, help="camera rates in Hz, e.g. thermal=9 (default 15 each)")
+    make.add_argument("--dropout", action="append", default=[], help="MODALITY:START_S:END_S silence (repeatable)")
+    make.add_argument("--drop-probability", type=float, default=0.0, help="chance each message is lost")
+    make.add_argument("--topics", type=_kv, default={}, help="topic names, e.g. rgb=/cam/color (default /<m>/image)")
+    make.add_argument("--gt-topic", default="/ground_truth/mask", help="ground-truth mask topic (mono8)")
+    make.add_argument("--seed", type=int, default=0)
+    _add_dataset_args(make)
+    make.set_defaults(func=cmd_make_bag)
+
+    replay = verbs.add_parser("replay", help="play a bag to segment_node over ROS 2, record and evaluate its masks")
+    replay.add_argument("--bag", type=Path, required=True, help="rosbag2 folder (sqlite3 or mcap)")
+    replay.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
+    replay.add_argument("--out", type=Path, default=Path("runs/replay"), help="recorded bag and reports here")
+    replay.add_argument("--node-running", action="store_true", help="talk to a segment_node already running")
+    replay.add_argument("--node-name", default="segment_node", help="the node whose ~/mask is recorded")
+    _add_bag_args(replay)
+    replay.set_defaults(func=cmd_replay)
 
     demo = verbs.add_parser("demo", help="run segment_node on the shipped sample, then with thermal cut off")
     demo.add_argument("--engine-dir", type=Path, help="engine folder (default: the installed model)")
     demo.add_argument("--out", type=Path, default=Path("demo_out"), help="where the masks are written")
     demo.add_argument("--rate", type=float, default=10.0, help="camera rate in Hz")
     demo.add_argument("--passes", type=int, default=5, help="times each phase cycles through the sample")
-    demo.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "binseg_ros" / "engines",
-                      help="where untrained engines are exported when no trained model is installed")
     demo.set_defaults(func=cmd_demo)
 
     bench = verbs.add_parser("bench", help="benchmarks (latency ratios against a baseline in the same run)")

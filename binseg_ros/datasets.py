@@ -56,3 +56,38 @@ def load_frame(root: str | Path, frame_id: str, layout: FolderLayout = FolderLay
         "thermal": _read(root / layout.thermal / name).astype(np.float32),
         "label": _read(root / layout.labels / name),
     }
+
+
+CAMERA_ENCODING = {"rgb": "rgb8", "depth": "16UC1", "thermal": "mono16"}  # what camera drivers publish
+
+
+def camera_frames(frame: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A dataset frame in sensor units → the arrays a camera driver would publish."""
+    return {
+        "rgb": frame["rgb"],
+        "depth": np.round(frame["depth"] * 1000).astype(np.uint16),
+        "thermal": frame["thermal"].astype(np.uint16),
+    }
+
+
+@dataclass(frozen=True)
+class LabelMap:
+    """Which label ids are foreground. ``None`` = every id > 0 (the ``objects`` task)."""
+
+    positive: frozenset[int] | None = None
+
+    def binary(self, label: np.ndarray) -> np.ndarray:
+        if self.positive is None:
+            return (label > 0).astype(np.float32)
+        return np.isin(label, sorted(self.positive)).astype(np.float32)
+
+
+def resize_frame(frame: dict[str, np.ndarray], size: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Every image of a frame at ``size`` (height, width): nearest for depth and labels, whose
+    values must not be blended (an edge between 0.5 m and 3 m is not 1.7 m), area otherwise."""
+    height, width = size
+    nearest = {"depth", "label"}
+    return {
+        k: cv2.resize(v, (width, height), interpolation=cv2.INTER_NEAREST if k in nearest else cv2.INTER_AREA)
+        for k, v in frame.items()
+    }

@@ -7,7 +7,6 @@ node falling back to rgb+depth. Masks are written as PNGs and a summary is print
 
 from __future__ import annotations
 
-import logging
 import os
 import statistics
 from collections import Counter
@@ -17,14 +16,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from binseg_ros.datasets import list_ids, load_frame
+from binseg_ros.datasets import camera_frames, list_ids, load_frame
 from binseg_ros.engines.locate import locate_engine_dir
 from binseg_ros.engines.manifest import Manifest
-from binseg_ros.errors import BinsegError, ManifestError
+from binseg_ros.errors import BinsegError
 from binseg_ros.modalities import MODALITIES
 
 SAMPLE = Path(__file__).resolve().parent / "sample"
-LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -49,34 +47,19 @@ class PhaseReport:
         ]
 
 
-def demo_engine_dir(engine_dir: Path | None, cache: Path) -> Path:
-    """The engine folder to use: given, installed, or (first run without one) exported untrained."""
-    try:
-        return locate_engine_dir(engine_dir)
-    except ManifestError:
-        if engine_dir is not None:
-            raise
-    from binseg_ros.engines.export import export_engine_folder
-    from binseg_ros.model import BinSegNet, save_checkpoint
-
-    LOG.warning("no trained engine folder found: exporting UNTRAINED weights to %s (masks will be meaningless)", cache)
-    checkpoint = save_checkpoint(BinSegNet(), cache / "untrained.pt", {"version": "untrained"})
-    return export_engine_folder(checkpoint, cache, (240, 320), forms=("matmul",)).root
-
-
 def _iou(mask: np.ndarray, label: np.ndarray) -> float:
     predicted, truth = mask > 127, label > 0
     union = np.logical_or(predicted, truth).sum()
     return float(np.logical_and(predicted, truth).sum() / union) if union else 1.0
 
 
-def run_demo(engine_dir: Path | None, out: Path, rate: float, passes: int, cache: Path) -> int:
+def run_demo(engine_dir: Path | None, out: Path, rate: float, passes: int) -> int:
     import rclpy
 
-    from binseg_ros.ros.player import FramePlayer, camera_frames
+    from binseg_ros.ros.player import FramePlayer
     from binseg_ros.ros.process import NodeProcess, local_ros_environment
 
-    folder = demo_engine_dir(engine_dir, cache)
+    folder = locate_engine_dir(engine_dir)
     manifest = Manifest.load(folder)
     ids = list_ids(SAMPLE)
     dataset = [load_frame(SAMPLE, frame_id) for frame_id in ids]
@@ -110,8 +93,6 @@ def run_demo(engine_dir: Path | None, out: Path, rate: float, passes: int, cache
     for report in reports:
         print("\n".join(report.lines()))
     print(f"masks written to {out}/phase*/; node exited with code {code}")
-    if manifest.version == "untrained":
-        print("note: the engines are untrained, so the masks and IoU are not meaningful yet")
     return 0 if code == 0 and all(r.masks_out for r in reports) else 1
 
 

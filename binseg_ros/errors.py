@@ -29,3 +29,7 @@ class ManifestError(BinsegError):
 
 class BackendError(BinsegError):
     """A backend that is unknown, not installed here, or cannot load its engine."""
+
+
+class BagError(BinsegError):
+    """A rosbag that cannot be read or written, lacks a topic the job needs, or has no ground truth."""

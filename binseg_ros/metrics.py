@@ -7,6 +7,9 @@ is 1.9 % of the image) make pixel accuracy meaningless; these are not fooled by 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import numpy as np
 import py_sod_metrics as sod
 
@@ -14,60 +17,112 @@ METRICS = ("S", "maxF", "meanF", "maxE", "meanE", "wF", "MAE", "IoU", "Dice", "B
 LOWER_IS_BETTER = frozenset({"MAE", "BER"})
 
 
-def _to_uint8(probability: np.ndarray) -> np.ndarray:
+def to_uint8(probability: np.ndarray) -> np.ndarray:
+    """Probability → the 0..255 image pysodmetrics scores (and prediction PNGs store)."""
     return np.clip(np.rint(probability * 255.0), 0, 255).astype(np.uint8)
+
+
+CURVES = ("F", "E", "precision", "recall")  # per threshold 0..255
+
+
+@dataclass(frozen=True)
+class FrameScore:
+    """One frame's numbers: the per-frame scalars and the per-threshold curves.
+
+    Every dataset-level number pysodmetrics reports is a mean over frames (of a scalar or
+    of a curve, sample-based), so frame scores combine exactly: :func:`summarize` of the
+    scores of any frame subset equals pysodmetrics run on those frames. That lets one pass
+    over a bag give per-frame, per-subset and overall numbers.
+    """
+
+    scalars: dict[str, float]  # S, wF, MAE, IoU, Dice, BER
+    curves: dict[str, np.ndarray]  # CURVES → [256]
+
+
+def score_frame(probability: np.ndarray, truth: np.ndarray) -> FrameScore:
+    """Score ``probability`` in [0, 1] against a boolean ``truth`` of the same shape."""
+    if probability.shape != truth.shape:
+        raise ValueError(f"prediction {probability.shape} and ground truth {truth.shape} differ in shape")
+    pred = to_uint8(probability)
+    gt = truth.astype(np.uint8) * 255
+    s, e, wf, mae = sod.Smeasure(), sod.Emeasure(), sod.WeightedFmeasure(), sod.MAE()
+    binary = sod.FmeasureV2(
+        {
+            "f": sod.FmeasureHandler(with_dynamic=True, with_adaptive=False, beta=0.3),
+            "precision": sod.PrecisionHandler(with_dynamic=True, with_adaptive=False),
+            "recall": sod.RecallHandler(with_dynamic=True, with_adaptive=False),
+            "iou": sod.IOUHandler(with_dynamic=False, with_adaptive=False, with_binary=True),
+            "dice": sod.DICEHandler(with_dynamic=False, with_adaptive=False, with_binary=True),
+            "ber": sod.BERHandler(with_dynamic=False, with_adaptive=False, with_binary=True),
+        }
+    )
+    for metric in (s, e, wf, mae, binary):
+        metric.step(pred, gt)
+    results = binary.get_results()
+    scalars = {
+        "S": float(s.get_results()["sm"]),
+        "wF": float(wf.get_results()["wfm"]),
+        "MAE": float(mae.get_results()["mae"]),
+        "IoU": float(results["iou"]["binary"]),
+        "Dice": float(results["dice"]["binary"]),
+        "BER": float(results["ber"]["binary"]),
+    }
+    curves = {
+        "F": np.asarray(results["f"]["dynamic"], np.float64),
+        "E": np.asarray(e.get_results()["em"]["curve"], np.float64),
+        "precision": np.asarray(results["precision"]["dynamic"], np.float64),
+        "recall": np.asarray(results["recall"]["dynamic"], np.float64),
+    }
+    return FrameScore(scalars, curves)
+
+
+def mean_curves(scores: Sequence[FrameScore]) -> dict[str, np.ndarray]:
+    """Dataset-level curves (PR, F and E per threshold): the frame curves averaged."""
+    if not scores:
+        raise ValueError("no frames were scored")
+    return {name: np.mean([sc.curves[name] for sc in scores], axis=0) for name in CURVES}
+
+
+def summarize(scores: Sequence[FrameScore]) -> dict[str, float]:
+    """The dataset-level :data:`METRICS` of ``scores``, as pysodmetrics computes them."""
+    curves = mean_curves(scores)
+    scalar = {name: float(np.mean([sc.scalars[name] for sc in scores])) for name in scores[0].scalars}
+    return {
+        "S": scalar["S"],
+        "maxF": float(np.max(curves["F"])),
+        "meanF": float(np.mean(curves["F"])),
+        "maxE": float(np.max(curves["E"])),
+        "meanE": float(np.mean(curves["E"])),
+        "wF": scalar["wF"],
+        "MAE": scalar["MAE"],
+        "IoU": scalar["IoU"],
+        "Dice": scalar["Dice"],
+        "BER": scalar["BER"],
+    }
 
 
 class SegmentationMetrics:
     """Accumulates frames; :meth:`result` gives the dataset-level numbers."""
 
     def __init__(self) -> None:
-        self._s = sod.Smeasure()
-        self._e = sod.Emeasure()
-        self._wf = sod.WeightedFmeasure()
-        self._mae = sod.MAE()
-        self._binary = sod.FmeasureV2(
-            {
-                "f": sod.FmeasureHandler(with_dynamic=True, with_adaptive=False, beta=0.3),
-                "iou": sod.IOUHandler(with_dynamic=False, with_adaptive=False, with_binary=True),
-                "dice": sod.DICEHandler(with_dynamic=False, with_adaptive=False, with_binary=True),
-                "ber": sod.BERHandler(with_dynamic=False, with_adaptive=False, with_binary=True),
-            }
-        )
-        self.frames = 0
+        self.scores: list[FrameScore] = []
 
-    def add(self, probability: np.ndarray, truth: np.ndarray) -> None:
+    @property
+    def frames(self) -> int:
+        return len(self.scores)
+
+    def add(self, probability: np.ndarray, truth: np.ndarray) -> FrameScore:
         """One frame: ``probability`` in [0, 1] and a boolean ``truth`` of the same shape."""
-        if probability.shape != truth.shape:
-            raise ValueError(f"prediction {probability.shape} and ground truth {truth.shape} differ in shape")
-        pred = _to_uint8(probability)
-        gt = truth.astype(np.uint8) * 255
-        for metric in (self._s, self._e, self._wf, self._mae, self._binary):
-            metric.step(pred, gt)
-        self.frames += 1
+        score = score_frame(probability, truth)
+        self.scores.append(score)
+        return score
 
     def result(self) -> dict[str, float]:
-        if not self.frames:
+        if not self.scores:
             raise ValueError("no frames were added")
-        binary = self._binary.get_results()
-        f = binary["f"]["dynamic"]
-        e = self._e.get_results()["em"]["curve"]
-        return {
-            "S": float(self._s.get_results()["sm"]),
-            "maxF": float(np.max(f)),
-            "meanF": float(np.mean(f)),
-            "maxE": float(np.max(e)),
-            "meanE": float(np.mean(e)),
-            "wF": float(self._wf.get_results()["wfm"]),
-            "MAE": float(self._mae.get_results()["mae"]),
-            "IoU": float(binary["iou"]["binary"]),
-            "Dice": float(binary["dice"]["binary"]),
-            "BER": float(binary["ber"]["binary"]),
-        }
+        return summarize(self.scores)
 
 
 def frame_metrics(probability: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     """The same numbers for a single frame (per-frame plots and worst-frame searches)."""
-    metrics = SegmentationMetrics()
-    metrics.add(probability, truth)
-    return metrics.result()
+    return summarize([score_frame(probability, truth)])

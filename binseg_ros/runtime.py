@@ -22,6 +22,7 @@ from binseg_ros.sync import DropReason, Frame, FrameSet, Health, SyncConfig, Syn
 from binseg_ros.worker import LatestWinsWorker
 
 LOG = logging.getLogger(__name__)
+INFERENCE_ERROR = "inference_error"  # drop reason of a set whose engine or publisher raised
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,7 @@ class SegmentationRuntime:
             result = self.segmenter(frameset)
             self._publish(result)
         except Exception:  # a failing engine or publisher must not end the node: count, log, go on
-            self._count(self._drops, "inference_error")
+            self._count(self._drops, INFERENCE_ERROR)
             LOG.exception("segmentation of the set anchored at %.3f failed", frameset.anchor.stamp)
             return
         done = time.monotonic()

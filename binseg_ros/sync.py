@@ -53,6 +53,7 @@ class DropReason(str, Enum):
     BUFFER_OVERFLOW = "buffer_overflow"
     REQUIRED_MISSING = "required_missing"  # anchor while a required modality is not active
     SUPERSEDED = "superseded"  # a set replaced by a newer one before inference took it
+    END_OF_INPUT = "end_of_input"  # still buffered when an offline input (a bag) ended
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,7 @@ class Synchronizer:
         self._channels = {m: _Channel() for m in MODALITIES}
         self.drops: Counter[str] = Counter()
         self.emitted = 0
+        self.frames_emitted = 0  # frames inside emitted sets: with drops, accounts for every frame
         self._started: float | None = None  # arrival of the very first accepted frame
 
     # -- input -------------------------------------------------------------------------
@@ -168,6 +170,16 @@ class Synchronizer:
         """Re-evaluate health at ``now`` (a sensor that stopped sends nothing to trigger it)."""
         with self._lock:
             self._match(now)
+
+    def flush(self) -> int:
+        """End of input: count every still-buffered frame as END_OF_INPUT; returns how many."""
+        with self._lock:
+            left = sum(len(c.buffer) for c in self._channels.values())
+            for channel in self._channels.values():
+                channel.buffer.clear()
+            if left:
+                self.drops[DropReason.END_OF_INPUT.value] += left
+            return left
 
     # -- state -------------------------------------------------------------------------
     def health(self, now: float) -> dict[str, Health]:
@@ -270,6 +282,7 @@ class Synchronizer:
             for modality, match in matches.items():
                 self._consume_through(modality, match)
             self.emitted += 1
+            self.frames_emitted += 1 + len(matches)
             self._emit(FrameSet(anchor, {anchor_modality: anchor, **matches}))
 
     def _closest(self, modality: str, stamp: float) -> Frame | None:

@@ -12,7 +12,7 @@ from binseg_ros.model.normalization import Normalization
 
 def test_round_trip_restores_config_weights_and_metadata(tmp_path):
     torch.manual_seed(2)
-    config = ModelConfig(decoder_widths=(16, 16, 24, 24), normalization=Normalization(thermal_std=321.0))
+    config = ModelConfig(decoder_widths=(16, 16, 24, 24), normalization=Normalization(thermal_min_std=32.0))
     net = BinSegNet(config)
     path = save_checkpoint(net, tmp_path / "sub" / "w.pt", {"version": "1.2", "epochs": 3})
     loaded, metadata = load_checkpoint(path)

@@ -7,7 +7,8 @@ import pytest
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from binseg_ros.ros.conversions import ConversionError, image_view, to_image, to_sensor_units
+from binseg_ros.images import ConversionError, image_view, to_sensor_units
+from binseg_ros.ros.conversions import to_image
 
 
 def message(array: np.ndarray, encoding: str, pad: int = 0, bigendian: bool = False) -> Image:

@@ -12,6 +12,7 @@ from binseg_ros.engines.export import export_subset_onnx
 from binseg_ros.engines.manifest import Manifest
 from binseg_ros.errors import InputError, ManifestError, ModalityError
 from binseg_ros.hashing import sha256_file
+from binseg_ros.model.normalization import Normalization
 from binseg_ros.modalities import CHANNELS, all_subsets, subset_name
 from binseg_ros.model import SubsetGraph
 from binseg_ros.preprocess import prepare_inputs
@@ -29,7 +30,7 @@ def test_manifest_lists_every_subset_with_hashes(engine_folder, checkpoint):
     assert manifest.model == "binseg_s" and manifest.version == "test"
     assert manifest.input_size == EXPORT_SIZE
     assert manifest.weights.sha256 == sha256_file(checkpoint)
-    assert manifest.normalization["thermal_mean"] == pytest.approx(18380.0)
+    assert manifest.normalization["thermal_min_std"] == pytest.approx(Normalization().thermal_min_std)
     for entry in manifest.subsets.values():
         assert set(entry.onnx) == set(FORMS)
         for ref in entry.onnx.values():

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import py_sod_metrics as sod
 import pytest
 
 from binseg_ros.backends.torch import TorchBackend
-from binseg_ros.metrics import METRICS, SegmentationMetrics, frame_metrics
+from binseg_ros.metrics import METRICS, SegmentationMetrics, frame_metrics, mean_curves, score_frame, summarize
 from binseg_ros.training.evaluate import format_table, robustness_table
 
 from conftest import frame_inputs
@@ -47,6 +48,44 @@ def test_thresholded_scores_match_numpy_per_frame_averages():
     assert result["maxF"] >= result["meanF"] and result["maxE"] >= result["meanE"]
 
 
+def _pysodmetrics_directly(pairs) -> dict[str, float]:
+    """The reference: pysodmetrics' own accumulators stepped over every frame."""
+    s, e, wf, mae = sod.Smeasure(), sod.Emeasure(), sod.WeightedFmeasure(), sod.MAE()
+    binary = sod.FmeasureV2({
+        "f": sod.FmeasureHandler(with_dynamic=True, with_adaptive=False, beta=0.3),
+        "iou": sod.IOUHandler(with_dynamic=False, with_adaptive=False, with_binary=True),
+        "dice": sod.DICEHandler(with_dynamic=False, with_adaptive=False, with_binary=True),
+        "ber": sod.BERHandler(with_dynamic=False, with_adaptive=False, with_binary=True),
+    })
+    for probability, truth in pairs:
+        pred, gt = np.rint(probability * 255).astype(np.uint8), truth.astype(np.uint8) * 255
+        for metric in (s, e, wf, mae, binary):
+            metric.step(pred, gt)
+    r, em = binary.get_results(), e.get_results()["em"]["curve"]
+    return {"S": s.get_results()["sm"], "maxF": r["f"]["dynamic"].max(), "meanF": r["f"]["dynamic"].mean(),
+            "maxE": em.max(), "meanE": em.mean(), "wF": wf.get_results()["wfm"], "MAE": mae.get_results()["mae"],
+            "IoU": r["iou"]["binary"], "Dice": r["dice"]["binary"], "BER": r["ber"]["binary"]}
+
+
+def test_frame_scores_combine_to_exactly_what_pysodmetrics_reports():
+    rng = np.random.default_rng(7)
+    pairs = []
+    for _ in range(6):
+        truth = np.zeros((48, 64), bool)
+        y, x = rng.integers(0, 30, 2)
+        truth[y : y + 12, x : x + 20] = True
+        pairs.append((np.clip(truth * 0.6 + rng.normal(0.2, 0.2, truth.shape), 0, 1), truth))
+    scores = [score_frame(p, t) for p, t in pairs]
+    for subset in (scores, scores[::2], scores[4:]):  # any subset of frames, e.g. one modality subset
+        chosen = [pairs[scores.index(sc)] for sc in subset]
+        expected = _pysodmetrics_directly(chosen)
+        got = summarize(subset)
+        for name in METRICS:
+            assert got[name] == pytest.approx(float(expected[name]), abs=1e-9), name
+    curves = mean_curves(scores)
+    assert curves["precision"].shape == curves["recall"].shape == (256,)
+
+
 def test_bad_input_is_an_error():
     with pytest.raises(ValueError, match="differ in shape"):
         SegmentationMetrics().add(np.zeros((4, 4)), np.zeros((4, 5), bool))
@@ -64,5 +103,9 @@ def test_robustness_table_covers_every_subset(calibrated_net, real_frames):
     assert table["worst"]["IoU"] == min(r["IoU"] for r in subsets)
     assert table["worst"]["MAE"] == max(r["MAE"] for r in subsets)
     assert table["average"]["S"] == pytest.approx(np.mean([r["S"] for r in subsets]))
-    text = format_table({"balanced": table, "baseline": table})
-    assert text.count("\n") == len(table) + 1 and "IoU (baseline)" in text
+    single = format_table({"balanced": table}).splitlines()
+    assert len(single) == len(table) + 2 and single[0] == "| subset | " + " | ".join(METRICS) + " |"
+    assert single[2].startswith(f"| rgb+depth+thermal | {table['rgb+depth+thermal']['S']:.3f} |")
+    both = format_table({"balanced": table, "baseline": table})
+    assert both.splitlines()[0].startswith("| subset | IoU balanced | IoU baseline | S balanced |")
+    assert "**baseline**" in both and both.count(single[2]) == 2

@@ -123,14 +123,23 @@ def test_normalisation_masks_invalid_depth_and_clips_thermal():
     assert out[:5].tolist() == [0.0] * 5  # invalid: 0, NaN, inf, negative, beyond max range
     assert out[5].item() == pytest.approx(0.0)
     assert out[6].item() == pytest.approx((1.5 - norm.depth_mean_m) / norm.depth_std_m)
-    thermal = torch.tensor([norm.thermal_mean, 1e6, 0.0]).view(1, 1, 1, -1)
-    assert normalizer("thermal", thermal).flatten().tolist() == pytest.approx([0.0, norm.thermal_clip, -norm.thermal_clip])
+    scene = 18000.0 + 20.0 * torch.randn(1, 1, 16, 16)
+    standardised = normalizer("thermal", scene)
+    assert standardised.mean().item() == pytest.approx(0.0, abs=1e-4)
+    assert standardised.std(unbiased=False).item() == pytest.approx(1.0, abs=1e-3)
+    drifted = scene * 1.03 + 400.0  # gain and offset drift between flat-field corrections
+    assert torch.allclose(normalizer("thermal", drifted), standardised, atol=1e-3)
+    flat = 18000.0 + torch.tensor([-1.0, 1.0]).repeat(8).view(1, 1, 4, 4)  # featureless: noise not amplified
+    assert normalizer("thermal", flat).abs().max().item() == pytest.approx(1.0 / norm.thermal_min_std)
+    hot_spot = torch.full((1, 1, 32, 32), 18000.0)
+    hot_spot[..., 0, 0] = 1e7
+    assert normalizer("thermal", hot_spot).max().item() == norm.thermal_clip
     rgb = torch.tensor(norm.rgb_mean).view(1, 3, 1, 1)
     assert normalizer("rgb", rgb).abs().max() < 1e-6
 
 
 def test_normalisation_is_saved_with_the_model():
-    custom = Normalization(thermal_mean=30.0, thermal_std=5.0)
+    custom = Normalization(thermal_min_std=3.0, thermal_clip=5.0)
     config = ModelConfig(normalization=custom)
     assert ModelConfig.from_dict(config.to_dict()) == config
     assert BinSegNet(config).normalizer.norm == custom

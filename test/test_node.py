@@ -10,8 +10,8 @@ from builtin_interfaces.msg import Time
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
+from binseg_ros.datasets import camera_frames
 from binseg_ros.ros.conversions import to_image
-from binseg_ros.ros.player import camera_frames
 from binseg_ros.ros.process import NodeProcess
 from rosgraph import ros_environment
 

@@ -13,9 +13,9 @@ from rclpy.context import Context
 from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock
 
+from binseg_ros.datasets import camera_frames
 from binseg_ros.ros.node import SegmentNode
 from binseg_ros.ros.params import PARAMS
-from binseg_ros.ros.player import camera_frames
 from binseg_ros.ros.process import NodeProcess
 from rosgraph import ros_environment
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 
+import random
+
 import numpy as np
+import pytest
 import torch
 
 from binseg_ros.model import BinSegNet, load_checkpoint
-from binseg_ros.modalities import MODALITIES
+from binseg_ros.modalities import MODALITIES, subset_name
 from binseg_ros.training.data import Augment, SegmentationDataset, augment, modality_batch
 from binseg_ros.training.losses import segmentation_loss
 from binseg_ros.training.loop import LOG_NAME, MODEL_NAME, TrainConfig, _seed_everything, train
@@ -81,3 +84,47 @@ def test_augmentation_is_reproducible_per_seed_epoch_and_index(mm5_root):
     assert torch.equal(first[1]["thermal"], second[1]["thermal"])
     second.set_epoch(3)
     assert not torch.equal(first[1]["thermal"], second[1]["thermal"])
+
+
+def test_subset_sampler_draws_lagging_subsets_more_and_resumes():
+    from binseg_ros.training.loop import PROPER_SUBSETS
+    from binseg_ros.training.sampling import SubsetSampler
+
+    sampler = SubsetSampler(PROPER_SUBSETS, momentum=0.5, floor=0.5)
+    assert sum(sampler.probabilities().values()) == pytest.approx(1.0)
+    assert len(set(sampler.probabilities().values())) == 1  # no evidence yet: uniform
+    for _ in range(20):
+        for subset in PROPER_SUBSETS:
+            sampler.update(subset, 2.0 if subset == ("thermal",) else 0.2)
+    probs = sampler.probabilities()
+    assert probs["thermal"] == max(probs.values()) and probs["thermal"] > 3 * probs["rgb"]
+    assert min(probs.values()) >= 0.5 / len(PROPER_SUBSETS)  # the uniform floor: nothing starves
+    rng = random.Random(0)
+    draws = [subset_name(sampler.draw(rng)) for _ in range(3000)]
+    assert draws.count("thermal") / len(draws) == pytest.approx(probs["thermal"], abs=0.03)
+
+    restored = SubsetSampler(PROPER_SUBSETS)
+    restored.load_state_dict(sampler.state_dict())
+    assert restored.probabilities() == probs
+    with pytest.raises(ValueError, match="expected"):
+        restored.load_state_dict({"rgb": 1.0})
+
+
+def test_model_card_describes_the_run_and_takes_the_evaluation(mm5_root, tmp_path):
+    from binseg_ros.training.card import CARD_NAME, add_evaluation
+
+    config = TrainConfig(
+        data_root=str(mm5_root), split_file=str(SPLITS / "mm5.yaml"), out_dir=str(tmp_path), size=(64, 64),
+        epochs=1, batch_size=4, limit=4, modality_dropout=False,
+    )
+    train(config, progress=False)
+    card = tmp_path / CARD_NAME
+    text = card.read_text()
+    split = load_split(config.split_file)
+    assert "baseline: full-modal only" in text and "1 epochs at 64×64" in text
+    assert f"{len(split.held_out_ids())} frames held out" in text and '"thermal_noise": 3.0' in text
+    add_evaluation(card, "| table one |", 56, config.split_file)
+    add_evaluation(card, "| table two |", 56, config.split_file)  # replaces, never stacks
+    text = card.read_text()
+    assert "| table two |" in text and "| table one |" not in text and text.count("## Held-out evaluation") == 1
+    assert text.startswith("# Model card: binseg_s")

@@ -17,7 +17,8 @@ from sensor_msgs.msg import Image
 
 from binseg_ros.backends.onnxruntime import OnnxRuntimeBackend
 from binseg_ros.engines.manifest import Manifest
-from binseg_ros.ros.conversions import to_image, to_sensor_units
+from binseg_ros.images import to_sensor_units
+from binseg_ros.ros.conversions import to_image
 from binseg_ros.segmenter import Segmenter
 from binseg_ros.sync import Frame, FrameSet
 

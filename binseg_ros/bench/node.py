@@ -20,7 +20,7 @@ import numpy as np
 
 from binseg_ros.backends.onnxruntime import OnnxRuntimeBackend
 from binseg_ros.bench.timing import median_ms
-from binseg_ros.datasets import list_ids, load_frame
+from binseg_ros.datasets import CAMERA_ENCODING, camera_frames, list_ids, load_frame
 from binseg_ros.demo import SAMPLE
 from binseg_ros.engines.manifest import Manifest
 from binseg_ros.postprocess import to_mask, upscale
@@ -41,12 +41,12 @@ def overhead(manifest: Manifest, runs: int) -> dict[str, float]:
     from sensor_msgs.msg import Image
     from std_msgs.msg import Header
 
-    from binseg_ros.ros.conversions import to_image, to_sensor_units
-    from binseg_ros.ros.player import ENCODING, camera_frames
+    from binseg_ros.images import to_sensor_units
+    from binseg_ros.ros.conversions import to_image
 
     frame = camera_frames(load_frame(SAMPLE, list_ids(SAMPLE)[0]))
     header = Header(frame_id="camera")
-    messages = {m: to_image(frame[m], ENCODING[m], header) for m in frame}
+    messages = {m: to_image(frame[m], CAMERA_ENCODING[m], header) for m in frame}
     converted = {m: to_sensor_units(m, messages[m])[0] for m in messages}
     rclpy.init()
     node = Node("binseg_bench_overhead")
@@ -82,7 +82,7 @@ def end_to_end(
     """Latencies (ms), sets sent, and the node's last own diagnostics (if it publishes any)."""
     import rclpy
 
-    from binseg_ros.ros.player import FramePlayer, camera_frames
+    from binseg_ros.ros.player import FramePlayer
 
     frames = [camera_frames(load_frame(SAMPLE, i)) for i in list_ids(SAMPLE)]
     process = subprocess.Popen(command, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)

@@ -33,6 +33,7 @@ OPSET = 20
 
 WEIGHTS_NAME = "weights.pt"
 TENSORS_NAME = "tensors.bin"
+CARD_NAME = "model_card.md"  # written by `binseg train`, see training/card.py
 _EMBED_BELOW = 1024  # bytes: tiny tensors stay in the graph file
 _ALIGN = 64
 # Constant folding limits (elements): large enough to fold the 160×81 / 120×120 DFT matrices
@@ -131,7 +132,8 @@ def export_engine_folder(
     """Export every subset × form of a checkpoint into ``out_root/<model name>/``.
 
     The checkpoint is copied into the folder as ``weights.pt`` so the torch backend and the
-    manifest's sha256 refer to the same file the graphs came from.
+    manifest's sha256 refer to the same file the graphs came from; the training run's model
+    card, when there is one next to the checkpoint, comes along as ``model_card.md``.
     """
     net, metadata = load_checkpoint(checkpoint)
     size = check_size(size)
@@ -142,6 +144,9 @@ def export_engine_folder(
     weights = root / WEIGHTS_NAME
     if Path(checkpoint).resolve() != weights.resolve():
         shutil.copyfile(checkpoint, weights)
+        card = Path(checkpoint).parent / CARD_NAME
+        if card.is_file():
+            shutil.copyfile(card, root / CARD_NAME)
 
     jobs = [(subset, form) for subset in chosen for form in forms]
     for subset, form in tqdm(jobs, desc="export", unit="graph", disable=not progress):

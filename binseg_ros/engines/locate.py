@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from binseg_ros.engines.manifest import MANIFEST_NAME
@@ -13,7 +14,8 @@ ENV_VAR = "BINSEG_ENGINES"
 
 
 def candidate_roots() -> list[Path]:
-    """Engines roots in search order: ``$BINSEG_ENGINES``, the ament share dir, the checkout."""
+    """Engines roots in search order: ``$BINSEG_ENGINES``, the ament share dir (colcon), the
+    interpreter prefix's share dir (where ``pip install`` puts ``data_files``), the checkout."""
     roots = []
     if os.environ.get(ENV_VAR):
         roots.append(Path(os.environ[ENV_VAR]))
@@ -26,6 +28,7 @@ def candidate_roots() -> list[Path]:
             pass
     except ImportError:  # no ROS environment: a plain pip install or a checkout
         pass
+    roots.append(Path(sys.prefix) / "share" / "binseg_ros" / "engines")
     roots.append(Path(__file__).resolve().parents[2] / "engines")
     return roots
 

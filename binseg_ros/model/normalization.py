@@ -7,8 +7,14 @@ sees the same numbers and preprocessing stays a resize and a cast:
 - ``depth``: metres; ``0``, NaN, negative or beyond ``max_depth_m`` means invalid.
   Invalid pixels are set to 0 after normalisation (the dataset mean), so they carry no
   spurious edges into the differential operators.
-- ``thermal``: raw radiometric counts (``mono16``); centred and scaled, then clipped so a
-  saturated hot spot cannot dominate a layer's statistics.
+- ``thermal``: raw counts (``mono16``), standardised per frame (mean and standard deviation
+  over the image, with a floor on the deviation), then clipped. Uncalibrated thermal cores
+  drift in offset and gain between flat-field corrections and with ambient temperature,
+  while the signal that segments objects is the contrast within a frame: on MM5 the frame
+  means spread by ±72 counts but a frame's own deviation is only ~22 counts, so a global
+  scale would leave the network almost no contrast to learn from. The floor keeps a
+  featureless frame from amplifying sensor noise; the clip keeps a saturated hot spot
+  from dominating a layer's statistics.
 
 The constants live in :class:`Normalization`, which is stored in the checkpoint's config and
 in the engine manifest, and the graph applies them, so weights and normalisation never drift.
@@ -28,9 +34,9 @@ from binseg_ros.modalities import MODALITIES
 class Normalization:
     """Normalisation constants for every modality.
 
-    Defaults: ImageNet statistics for RGB; depth and thermal statistics measured on MM5
-    (valid depth 0.89 ± 0.30 m; thermal counts 18 380 ± 150 with hot objects up to ~22 400,
-    so the thermal scale is wider than the standard deviation to keep hot objects in range).
+    Defaults: ImageNet statistics for RGB; depth statistics measured on MM5 (valid depth
+    0.89 ± 0.30 m); thermal per-frame deviation floor of 8 counts (MM5 frames: median 22,
+    range 16–201).
     """
 
     rgb_mean: tuple[float, float, float] = (0.485 * 255, 0.456 * 255, 0.406 * 255)
@@ -38,8 +44,7 @@ class Normalization:
     depth_mean_m: float = 0.9
     depth_std_m: float = 0.3
     max_depth_m: float = 20.0
-    thermal_mean: float = 18380.0
-    thermal_std: float = 500.0
+    thermal_min_std: float = 8.0
     thermal_clip: float = 10.0
 
     def to_dict(self) -> dict[str, object]:
@@ -50,8 +55,7 @@ class Normalization:
             "depth_mean_m": self.depth_mean_m,
             "depth_std_m": self.depth_std_m,
             "max_depth_m": self.max_depth_m,
-            "thermal_mean": self.thermal_mean,
-            "thermal_std": self.thermal_std,
+            "thermal_min_std": self.thermal_min_std,
             "thermal_clip": self.thermal_clip,
         }
 
@@ -82,5 +86,7 @@ class InputNormalizer(nn.Module):
             scaled = (x - n.depth_mean_m) / n.depth_std_m
             return torch.where(valid, scaled, torch.zeros_like(x))
         if modality == "thermal":
-            return ((x - n.thermal_mean) / n.thermal_std).clamp(-n.thermal_clip, n.thermal_clip)
+            mean = x.mean(dim=(2, 3), keepdim=True)
+            std = (x - mean).square().mean(dim=(2, 3), keepdim=True).sqrt().clamp_min(n.thermal_min_std)
+            return ((x - mean) / std).clamp(-n.thermal_clip, n.thermal_clip)
         raise KeyError(f"no normalisation for modality {modality!r}; expected one of {MODALITIES}")

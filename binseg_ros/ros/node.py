@@ -24,12 +24,13 @@ from binseg_ros.engines.manifest import Manifest
 from binseg_ros.errors import BinsegError
 from binseg_ros.modalities import all_subsets
 from binseg_ros.postprocess import overlay
-from binseg_ros.ros.conversions import ConversionError, to_image, to_sensor_units
+from binseg_ros.images import ingest
+from binseg_ros.ros.conversions import to_image
 from binseg_ros.ros.diagnostics import build_diagnostics
 from binseg_ros.ros.params import declare_settings
 from binseg_ros.runtime import SegmentationRuntime
 from binseg_ros.segmenter import Segmentation, Segmenter
-from binseg_ros.sync import Frame, SyncConfig
+from binseg_ros.sync import SyncConfig
 
 POLL_PERIOD = 0.02  # s: how often a silent sensor's timeout is checked
 OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)  # reaches best-effort subscribers too
@@ -74,16 +75,10 @@ class SegmentNode(Node):
     def _on_image(self, modality: str, msg: Image) -> None:
         arrival = self._now()
         s = self.settings
-        try:
-            data, repaired = to_sensor_units(modality, msg, s.thermal_gain, s.thermal_offset)
-        except ConversionError as exc:
-            self.runtime.reject(modality, exc.reason)
-            self.get_logger().warning(f"dropped {modality} image: {exc}", throttle_duration_sec=5.0)
-            return
-        if repaired:
-            self.runtime.note_sanitized(repaired)
         stamp = Time.from_msg(msg.header.stamp).nanoseconds * 1e-9
-        self.runtime.offer(Frame(modality, stamp, arrival, data, msg.header))
+        error = ingest(self.runtime, modality, msg, stamp, arrival, s.thermal_gain, s.thermal_offset, msg.header)
+        if error is not None:
+            self.get_logger().warning(f"dropped {modality} image: {error}", throttle_duration_sec=5.0)
 
     def _poll(self) -> None:
         self.runtime.poll(self._now())

@@ -19,20 +19,9 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
+from binseg_ros.datasets import CAMERA_ENCODING
 from binseg_ros.modalities import MODALITIES
 from binseg_ros.ros.conversions import to_image
-
-ENCODING = {"rgb": "rgb8", "depth": "16UC1", "thermal": "mono16"}
-
-
-def camera_frames(frame: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """A dataset frame in sensor units → the arrays a camera driver would publish."""
-    return {
-        "rgb": frame["rgb"],
-        "depth": np.round(frame["depth"] * 1000).astype(np.uint16),
-        "thermal": frame["thermal"].astype(np.uint16),
-    }
-
 
 @dataclass
 class ReceivedMask:
@@ -79,7 +68,7 @@ class FramePlayer(Node):
 
     def publish(self, modality: str, array: np.ndarray, stamp: Time, frame_id: str) -> None:
         header = Header(stamp=stamp, frame_id=frame_id)
-        self.pubs[modality].publish(to_image(array, ENCODING[modality], header))
+        self.pubs[modality].publish(to_image(array, CAMERA_ENCODING[modality], header))
 
     def play(
         self,

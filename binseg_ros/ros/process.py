@@ -44,10 +44,13 @@ def local_ros_environment(domain_id: int | None = None) -> dict[str, str]:
 class NodeProcess:
     """``segment_node`` in its own process, its output captured."""
 
-    def __init__(self, engine_dir: Path | str, env: dict[str, str] | None = None, **params: object) -> None:
+    def __init__(self, engine_dir: Path | str, env: dict[str, str] | None = None,
+                 remaps: dict[str, str] | None = None, **params: object) -> None:
         args = [sys.executable, "-m", "binseg_ros.ros.node", "--ros-args", "-p", f"engine_dir:={engine_dir}"]
         for name, value in params.items():
             args += ["-p", f"{name}:={str(value).lower() if isinstance(value, bool) else value}"]
+        for source, target in (remaps or {}).items():
+            args += ["-r", f"{source}:={target}"]
         self.process = subprocess.Popen(
             args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})}
         )

@@ -17,7 +17,7 @@ from binseg_ros.metrics import LOWER_IS_BETTER, METRICS, SegmentationMetrics
 from binseg_ros.modalities import Subset, all_subsets, subset_name
 from binseg_ros.segmenter import Segmenter
 from binseg_ros.sync import Frame, FrameSet
-from binseg_ros.training.data import LabelMap
+from binseg_ros.datasets import LabelMap
 
 Table = dict[str, dict[str, float]]
 
@@ -52,14 +52,25 @@ def robustness_table(
     return table
 
 
-def format_table(tables: dict[str, Table]) -> str:
-    """Markdown: one row per subset, one column group per named table (e.g. balanced, baseline)."""
-    names = list(tables)
-    keys = list(next(iter(tables.values())))
-    header = "| subset | " + " | ".join(f"{metric} ({name})" for name in names for metric in METRICS) + " |"
-    rule = "|---|" + "---:|" * (len(names) * len(METRICS))
-    lines = [header, rule]
-    for key in keys:
-        lines.append(f"| {key} | " + " | ".join(f"{tables[n][key][m]:.3f}" for n in names for m in METRICS) + " |")
-    return "\n".join(lines)
+SIDE_BY_SIDE = ("IoU", "S", "maxF", "MAE")
 
+
+def _rows(table: Table, columns: Sequence[tuple[str, str]], tables: dict[str, Table]) -> list[str]:
+    return [f"| {key} | " + " | ".join(f"{tables[n][key][m]:.3f}" for n, m in columns) + " |" for key in table]
+
+
+def format_table(tables: dict[str, Table]) -> str:
+    """Markdown: each named table (e.g. balanced, baseline) in full, one row per subset; with
+    more than one, first a side-by-side of the headline metrics, which is what a reader compares."""
+    sections = []
+    first = next(iter(tables.values()))
+    if len(tables) > 1:
+        columns = [(name, metric) for metric in SIDE_BY_SIDE for name in tables]
+        header = "| subset | " + " | ".join(f"{metric} {name}" for name, metric in columns) + " |"
+        sections.append("\n".join([header, "|---|" + "---:|" * len(columns), *_rows(first, columns, tables)]))
+    for name in tables:
+        columns = [(name, metric) for metric in METRICS]
+        header = "| subset | " + " | ".join(METRICS) + " |"
+        title = f"**{name}**\n\n" if len(tables) > 1 else ""
+        sections.append(title + "\n".join([header, "|---|" + "---:|" * len(METRICS), *_rows(first, columns, tables)]))
+    return "\n\n".join(sections)

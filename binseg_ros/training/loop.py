@@ -1,8 +1,9 @@
-"""``binseg train``: balanced-modality training with resume, logs and a final checkpoint.
+"""``binseg train``: balanced-modality training with resume, a log, a checkpoint and a model card.
 
 Each step trains the full-modal prediction and, with modality dropout on, one sub-modal
-prediction drawn uniformly from the 6 proper non-empty subsets (never all missing), plus a
-consistency term distilling it towards the full-modal one (EQUISeg's self-guidance). The
+prediction from the 6 proper non-empty subsets (never all missing), drawn more often the
+worse that subset currently does (training/sampling.py), plus a consistency term distilling
+it towards the full-modal one (EQUISeg's self-guidance). The
 baseline (``modality_dropout=False``) trains the full-modal prediction only, with the same
 data, epochs and seed. Model selection never looks at held-out scores: the last epoch ships.
 """
@@ -21,10 +22,13 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from binseg_ros.datasets import FolderLayout, LabelMap
 from binseg_ros.modalities import MODALITIES, all_subsets, subset_name
 from binseg_ros.model import BinSegNet, ModelConfig, save_checkpoint
+from binseg_ros.training.card import CARD_NAME, training_card
 from binseg_ros.training.data import Augment, SegmentationDataset, modality_batch
 from binseg_ros.training.losses import consistency_loss, segmentation_loss
+from binseg_ros.training.sampling import SubsetSampler
 from binseg_ros.training.split import load_split
 
 LOG = logging.getLogger(__name__)
@@ -50,6 +54,8 @@ class TrainConfig:
     workers: int = 0
     limit: int = 0  # use only the first N training ids (smoke runs); 0 = all
     augment: Augment = field(default_factory=Augment)
+    layout: FolderLayout = field(default_factory=FolderLayout)
+    labels: LabelMap = field(default_factory=LabelMap)
 
 
 def _device(name: str) -> torch.device:
@@ -68,7 +74,7 @@ PROPER_SUBSETS = [s for s in all_subsets() if len(s) < len(MODALITIES)]
 
 
 def train(config: TrainConfig, resume: bool = True, progress: bool = True, stop_after: int = 0) -> Path | None:
-    """Train, writing ``out_dir``/{train_log.jsonl, last_state.pt, model.pt}; returns model.pt.
+    """Train, writing ``out_dir``/{train_log.jsonl, last_state.pt, model.pt, model_card.md}; returns model.pt.
 
     ``stop_after`` > 0 ends this run after that many epochs (state saved, no model.pt, returns
     None), so a long training can be split over several sessions and resumed.
@@ -79,13 +85,15 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True, stop_
     device = _device(config.device)
     split = load_split(config.split_file)
     ids = split.train_ids()[: config.limit or None]
-    data = SegmentationDataset(Path(config.data_root), ids, config.size, config.augment, seed=config.seed)
+    data = SegmentationDataset(Path(config.data_root), ids, config.size, config.augment, config.labels, config.layout,
+                               seed=config.seed)
     net = BinSegNet(ModelConfig()).to(device)
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = -(-len(data) // config.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch, pct_start=0.1
     )
+    sampler = SubsetSampler(PROPER_SUBSETS)
     start_epoch = 0
     state_path = out / STATE_NAME
     if resume and state_path.is_file():
@@ -93,6 +101,7 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True, stop_
         net.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        sampler.load_state_dict(state["sampler"])
         start_epoch = int(state["epoch"]) + 1
         LOG.info("resumed from %s at epoch %d", state_path, start_epoch)
 
@@ -115,9 +124,10 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True, stop_
             loss = full
             sub = consistency = torch.zeros((), device=device)
             if config.modality_dropout:
-                subset = subsets.choice(PROPER_SUBSETS)
+                subset = sampler.draw(subsets)
                 sub_logits = net(modality_batch(batch, subset, device))
                 sub = segmentation_loss(sub_logits, target)
+                sampler.update(subset, sub.item())
                 consistency = consistency_loss(sub_logits, full_logits)
                 loss = full + sub + config.consistency_weight * consistency
             optimizer.zero_grad(set_to_none=True)
@@ -129,17 +139,23 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True, stop_
             bar.set_postfix(loss=f"{loss.item():.3f}")
         record = {"epoch": epoch + 1, **totals, "lr": scheduler.get_last_lr()[0],
                   "seconds": time.perf_counter() - started}
+        if config.modality_dropout:
+            record["subset_probabilities"] = sampler.probabilities()
         with (out / LOG_NAME).open("a") as log:
             log.write(json.dumps(record) + "\n")
         torch.save({"model": net.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "epoch": epoch}, state_path)
+                    "scheduler": scheduler.state_dict(), "sampler": sampler.state_dict(), "epoch": epoch},
+                   state_path)
 
     if end_epoch < config.epochs:
         LOG.info("stopped after epoch %d of %d; run again to resume", end_epoch, config.epochs)
         return None
     metadata = {
         "version": f"{'balanced' if config.modality_dropout else 'baseline'}-e{config.epochs}-s{config.seed}",
-        "train_config": json.loads(json.dumps(asdict(config))),
+        "train_config": json.loads(json.dumps(asdict(config), default=sorted)),  # frozensets → lists
         "subsets_trained": [subset_name(s) for s in all_subsets()] if config.modality_dropout else ["rgb+depth+thermal"],
     }
-    return save_checkpoint(net.cpu().eval(), out / MODEL_NAME, metadata)
+    model = save_checkpoint(net.cpu().eval(), out / MODEL_NAME, metadata)
+    log = [json.loads(line) for line in (out / LOG_NAME).read_text().splitlines()]
+    (out / CARD_NAME).write_text(training_card(config, net, log))
+    return model

@@ -1,0 +1,192 @@
+"""``binseg evaluate --bag``: the node's pipeline run offline over a bag, in bag time.
+
+Messages go, in the order the recorder received them, through the same conversion
+(:func:`~binseg_ros.images.ingest`), synchroniser, fallback, preprocessing, backend and
+postprocessing as ``segment_node``; the clock is the bag's receive time, so health,
+timeouts and fallbacks happen exactly where they happened on the robot. Sets are segmented
+inline (nothing is superseded), so the run is deterministic and as fast as the backend.
+
+Accounting: every image message is either part of an emitted set or counted under a drop
+reason (including ``undecodable`` and ``end_of_input``), and every mask is either scored
+or counted as ``no_ground_truth`` / ``ground_truth_size_mismatch``.
+:attr:`BagEvaluation.accounting_balanced` checks that nothing vanished.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from binseg_ros.backends.base import Backend
+from binseg_ros.bags.groundtruth import GroundTruth
+from binseg_ros.bags.io import bag_span, bag_topics, read_messages, stamp_ns
+from binseg_ros.bags.make import DEFAULT_TOPICS
+from binseg_ros.errors import BagError
+from binseg_ros.images import ingest
+from binseg_ros.metrics import FrameScore, score_frame, summarize, to_uint8
+from binseg_ros.modalities import Subset, subset_name
+from binseg_ros.postprocess import overlay
+from binseg_ros.runtime import INFERENCE_ERROR, SegmentationRuntime
+from binseg_ros.segmenter import Segmentation, Segmenter
+from binseg_ros.sync import DropReason, SyncConfig
+
+STAGES = ("sync_wait", "preprocess", "inference", "postprocess", "total")
+SET_LEVEL_DROPS = frozenset({DropReason.SUPERSEDED.value, INFERENCE_ERROR})
+THUMB_WIDTH = 200
+
+
+@dataclass(frozen=True)
+class FrameRecord:
+    """One published mask: when, from which subset, how good, how slow."""
+
+    stamp: int  # ns, the anchor's header stamp (= the mask's)
+    time_s: float  # since the bag start
+    subset: Subset
+    timings: dict[str, float]  # STAGES → seconds
+    score: FrameScore | None  # None: no usable ground truth
+    mask: np.ndarray = field(repr=False)  # mono8, as the node would publish it
+    prediction: np.ndarray | None = field(default=None, repr=False)  # probability as uint8 (what metrics see)
+    thumbnail: np.ndarray | None = field(default=None, repr=False)  # overlay, RGB, THUMB_WIDTH wide
+    truth_thumbnail: np.ndarray | None = field(default=None, repr=False)
+
+
+@dataclass
+class BagEvaluation:
+    bag: Path
+    backend: str
+    input_size: tuple[int, int]
+    duration_s: float
+    wall_s: float
+    frames_in: dict[str, int]
+    frames_in_sets: int
+    sets: int
+    drops: dict[str, int]
+    mask_skips: dict[str, int]
+    ground_truth: str
+    records: list[FrameRecord]
+
+    @property
+    def masks(self) -> int:
+        return len(self.records)
+
+    @property
+    def scored(self) -> list[FrameRecord]:
+        return [r for r in self.records if r.score is not None]
+
+    @property
+    def accounting_balanced(self) -> bool:
+        """Every image used or dropped with a reason; every set masked or dropped with one."""
+        frame_drops = sum(v for k, v in self.drops.items() if k not in SET_LEVEL_DROPS)
+        set_drops = sum(v for k, v in self.drops.items() if k in SET_LEVEL_DROPS)
+        return (
+            sum(self.frames_in.values()) == self.frames_in_sets + frame_drops
+            and self.sets == self.masks + set_drops
+            and self.masks == len(self.scored) + sum(self.mask_skips.values())
+        )
+
+    def overall(self) -> dict[str, float]:
+        return summarize([r.score for r in self.scored])  # type: ignore[misc]
+
+    def per_subset(self) -> dict[str, dict[str, float]]:
+        """The robustness table straight from the bag: metrics per active subset."""
+        groups: dict[str, list[FrameScore]] = defaultdict(list)
+        for record in self.scored:
+            groups[subset_name(record.subset)].append(record.score)  # type: ignore[arg-type]
+        return {name: {**summarize(scores), "frames": float(len(scores))} for name, scores in groups.items()}
+
+    def latency_ms(self) -> dict[str, dict[str, float]]:
+        """p50/p95/p99 per stage, in milliseconds."""
+        out = {}
+        for stage in STAGES:
+            values = np.array([r.timings[stage] for r in self.records]) * 1e3
+            out[stage] = {f"p{q}": float(np.percentile(values, q)) if len(values) else float("nan") for q in (50, 95, 99)}
+        return out
+
+
+class BagEvaluator:
+    """Runs one bag through a :class:`SegmentationRuntime` driven by the bag's clock."""
+
+    def __init__(self, backend: Backend, input_size: tuple[int, int], sync: SyncConfig = SyncConfig(),
+                 topics: Mapping[str, str] | None = None, thermal_gain: float = 1.0, thermal_offset: float = 0.0,
+                 threshold: float = 0.5, name: str = "", keep_predictions: bool = False) -> None:
+        self.backend = backend
+        self.name = name or type(backend).__name__
+        self.keep_predictions = keep_predictions
+        self.input_size = input_size
+        self.sync = sync
+        self.topics = dict(topics or DEFAULT_TOPICS)
+        self.thermal_gain = thermal_gain
+        self.thermal_offset = thermal_offset
+        self.threshold = threshold
+
+    def run(self, bag: str | Path, truth: GroundTruth, progress: bool = True) -> BagEvaluation:
+        bag = Path(bag)
+        available = bag_topics(bag)
+        missing = [t for t in self.topics.values() if t not in available]
+        if missing:
+            raise BagError(f"{bag} has no topic {', '.join(missing)}; it has {', '.join(sorted(available)) or 'none'}")
+        if not len(truth):
+            raise BagError(f"no ground truth: {truth.source} holds no usable mask")
+        by_topic = {topic: modality for modality, topic in self.topics.items()}
+        start, end, count = bag_span(bag, by_topic)
+        records: list[FrameRecord] = []
+        clock = {"now": 0.0}
+        mask_skips: Counter[str] = Counter()
+
+        def publish(result: Segmentation) -> None:
+            records.append(self._record(result, clock["now"], start, truth, mask_skips))
+
+        runtime = SegmentationRuntime(Segmenter(self.backend, self.input_size, self.threshold), self.sync, publish,
+                                      threaded=False)
+        frames_in: Counter[str] = Counter()
+        began = time.perf_counter()
+        bar = tqdm(total=count, desc=f"evaluate {bag.name}", unit="msg", disable=not progress)
+        for message in read_messages(bag, by_topic):
+            bar.update()
+            modality = by_topic[message.topic]
+            frames_in[modality] += 1
+            clock["now"] = message.log_time * 1e-9
+            if message.msg is None:
+                runtime.reject(modality, "undecodable")
+                continue
+            ingest(runtime, modality, message.msg, stamp_ns(message.msg.header) * 1e-9, clock["now"],
+                   self.thermal_gain, self.thermal_offset, message.msg.header)
+        bar.close()
+        runtime.sync.flush()
+        status = runtime.status(clock["now"])
+        return BagEvaluation(
+            bag=bag, backend=self.name, input_size=self.input_size, duration_s=(end - start) * 1e-9,
+            wall_s=time.perf_counter() - began, frames_in=dict(frames_in),
+            frames_in_sets=runtime.sync.frames_emitted,
+            sets=status.sets, drops=status.drops, mask_skips=dict(mask_skips), ground_truth=truth.source,
+            records=records,
+        )
+
+    def _record(self, result: Segmentation, now: float, start: int, truth: GroundTruth,
+                skips: Counter[str]) -> FrameRecord:
+        frameset = result.frameset
+        stamp = stamp_ns(frameset.anchor.header)
+        timings = {"sync_wait": now - min(f.arrival for f in frameset.frames.values()), **result.timings}
+        timings["total"] = sum(timings[s] for s in STAGES[:-1])
+        label = truth.lookup(stamp)
+        score = thumb = truth_thumb = None
+        if label is None:
+            skips["no_ground_truth"] += 1
+        elif label.shape != result.probability.shape:
+            skips["ground_truth_size_mismatch"] += 1
+        else:
+            score = score_frame(result.probability, label)
+            background = frameset.frames["rgb"].data if "rgb" in frameset.frames else frameset.anchor.data
+            height = round(label.shape[0] * THUMB_WIDTH / label.shape[1])
+            thumb = cv2.resize(overlay(background, result.mask), (THUMB_WIDTH, height), interpolation=cv2.INTER_AREA)
+            truth_thumb = cv2.resize(label.astype(np.uint8) * 255, (THUMB_WIDTH, height), interpolation=cv2.INTER_NEAREST)
+        prediction = to_uint8(result.probability) if self.keep_predictions else None
+        return FrameRecord(stamp, (stamp - start) * 1e-9, frameset.subset, timings, score, result.mask, prediction,
+                           thumb, truth_thumb)

@@ -1,0 +1,169 @@
+"""``binseg make-bag``: a registered dataset folder → a rosbag2 that looks like a robot's.
+
+Each dataset frame is "in view" for ``hold_s``. Every camera runs its own clock: frame
+``k`` of a sensor is captured at ``k / rate + offset`` plus Gaussian jitter, shows the
+dataset frame in view at its nominal capture time, and is received (the bag's log time)
+``latency`` later. Dropout windows silence one sensor for a while; random frame drops lose
+single messages. Images use the encodings camera drivers publish (rgb8, depth 16UC1 mm,
+thermal mono16 counts).
+
+Ground truth goes on a mono8 mask topic (255 = foreground), one message per distinct image
+stamp with that image's label, so whichever modality anchors a set (rgb, or depth or
+thermal after a fallback) its mask finds a label with exactly its stamp.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from binseg_ros.bags.io import BagWriter, image_message
+from binseg_ros.datasets import CAMERA_ENCODING, FolderLayout, LabelMap, camera_frames, load_frame, resize_frame
+from binseg_ros.errors import BagError, InputError
+from binseg_ros.modalities import MODALITIES
+
+DEFAULT_TOPICS = {m: f"/{m}/image" for m in MODALITIES}  # the node's topics in the root namespace
+DEFAULT_GT_TOPIC = "/ground_truth/mask"
+START_NS = 1_700_000_000_000_000_000  # a fixed epoch, so a bag is reproducible byte for byte
+
+
+@dataclass(frozen=True)
+class SensorClock:
+    """One camera's timing: rate, capture phase, stamp jitter and transport latency."""
+
+    rate_hz: float = 15.0
+    offset_ms: float = 0.0
+    jitter_ms: float = 1.0
+    latency_ms: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.rate_hz <= 0 or self.jitter_ms < 0 or self.latency_ms < 0:
+            raise InputError(f"sensor clock needs rate > 0, jitter >= 0 and latency >= 0, got {self}")
+
+
+DEFAULT_CLOCKS = {  # a hardware-synchronised rig: same rate, small phase and latency spreads
+    "rgb": SensorClock(15.0, 0.0, 1.0, 4.0),
+    "depth": SensorClock(15.0, 4.0, 2.0, 7.0),
+    "thermal": SensorClock(15.0, 9.0, 3.0, 11.0),
+}
+
+
+@dataclass(frozen=True)
+class Dropout:
+    """``modality`` publishes nothing from ``start_s`` to ``end_s`` (seconds from the bag start)."""
+
+    modality: str
+    start_s: float
+    end_s: float
+
+    @classmethod
+    def parse(cls, text: str) -> Dropout:
+        """``thermal:2.0:4.5``."""
+        try:
+            modality, start, end = text.split(":")
+            dropout = cls(modality, float(start), float(end))
+        except ValueError as exc:
+            raise InputError(f"dropout {text!r}: expected MODALITY:START_S:END_S, e.g. thermal:2:4.5") from exc
+        if modality not in MODALITIES or not 0 <= dropout.start_s < dropout.end_s:
+            raise InputError(f"dropout {text!r}: need a modality in {MODALITIES} and 0 <= start < end")
+        return dropout
+
+    def covers(self, modality: str, t: float) -> bool:
+        return modality == self.modality and self.start_s <= t < self.end_s
+
+
+@dataclass(frozen=True)
+class MakeBagConfig:
+    hold_s: float = 1 / 15
+    clocks: dict[str, SensorClock] = field(default_factory=lambda: dict(DEFAULT_CLOCKS))
+    dropouts: tuple[Dropout, ...] = ()
+    drop_probability: float = 0.0
+    size: tuple[int, int] | None = None  # HEIGHT, WIDTH to resize to; None keeps the dataset's
+    topics: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_TOPICS))
+    gt_topic: str = DEFAULT_GT_TOPIC
+    storage: str = "mcap"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.hold_s <= 0 or not 0 <= self.drop_probability < 1:
+            raise InputError(f"need hold_s > 0 and 0 <= drop_probability < 1, got {self.hold_s}, {self.drop_probability}")
+
+
+@dataclass(frozen=True)
+class BagSummary:
+    path: Path
+    duration_s: float
+    frames: int  # dataset frames shown
+    written: dict[str, int]  # topic → messages
+    silenced: dict[str, int]  # modality → messages suppressed by dropout windows
+    dropped: dict[str, int]  # modality → messages lost to random drops
+
+
+def _schedule(config: MakeBagConfig, duration_s: float, rng: np.random.Generator) -> list[tuple[int, str, int, int]]:
+    """(log time ns, modality, stamp ns, dataset frame index) for every capture, unsorted."""
+    events = []
+    for modality in MODALITIES:
+        clock = config.clocks[modality]
+        stamps_seen = -1
+        count = int(np.ceil(duration_s * clock.rate_hz))
+        for k in range(count):
+            nominal = k / clock.rate_hz + clock.offset_ms * 1e-3
+            if nominal >= duration_s:
+                break
+            jitter = float(np.clip(rng.normal(0.0, clock.jitter_ms), -3 * clock.jitter_ms, 3 * clock.jitter_ms))
+            stamp = START_NS + round((nominal + jitter * 1e-3) * 1e9)
+            stamp = max(stamp, stamps_seen + 1)  # a driver never stamps backwards
+            stamps_seen = stamp
+            log_time = stamp + round(clock.latency_ms * 1e6)
+            events.append((log_time, modality, stamp, int(nominal // config.hold_s)))
+    return events
+
+
+def make_bag(
+    root: str | Path,
+    ids: Sequence[str],
+    out: str | Path,
+    config: MakeBagConfig = MakeBagConfig(),
+    layout: FolderLayout = FolderLayout(),
+    labels: LabelMap = LabelMap(),
+    progress: bool = True,
+) -> BagSummary:
+    """Write ``ids`` of the dataset at ``root`` as a bag at ``out``."""
+    if not ids:
+        raise BagError("make-bag needs at least one dataset frame")
+    rng = np.random.default_rng(config.seed)
+    duration = len(ids) * config.hold_s
+    events = sorted(_schedule(config, duration, rng))
+    frames: dict[int, dict[str, np.ndarray]] = {}
+    written: Counter[str] = Counter()
+    silenced: Counter[str] = Counter()
+    dropped: Counter[str] = Counter()
+    labelled: set[int] = set()
+    with BagWriter(out, config.storage) as bag:
+        for log_time, modality, stamp, index in tqdm(events, desc="make-bag", unit="msg", disable=not progress):
+            t = (stamp - START_NS) * 1e-9
+            if any(d.covers(modality, t) for d in config.dropouts):
+                silenced[modality] += 1
+                continue
+            if config.drop_probability and rng.random() < config.drop_probability:
+                dropped[modality] += 1
+                continue
+            if index not in frames:  # log order is capture order give or take a latency: keep a few
+                frames = {i: f for i, f in frames.items() if i >= index - 2}
+                frame = load_frame(root, ids[index], layout)
+                frames[index] = resize_frame(frame, config.size) if config.size else frame
+            frame = frames[index]
+            array = camera_frames(frame)[modality]
+            bag.write(config.topics[modality], log_time, image_message(array, CAMERA_ENCODING[modality], stamp))
+            written[config.topics[modality]] += 1
+            if stamp not in labelled:
+                truth = (labels.binary(frame["label"]) > 0).astype(np.uint8) * 255
+                bag.write(config.gt_topic, log_time, image_message(truth, "mono8", stamp))
+                written[config.gt_topic] += 1
+                labelled.add(stamp)
+    return BagSummary(Path(out), duration, len(ids), dict(written), dict(silenced), dict(dropped))

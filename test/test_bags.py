@@ -1,0 +1,148 @@
+"""Rosbag2 tooling on real MM5 frames: make-bag, offline evaluation, accounting, errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import py_sod_metrics as sod
+import pytest
+
+from binseg_ros.backends.onnxruntime import OnnxRuntimeBackend
+from binseg_ros.bags.evaluate import BagEvaluator
+from binseg_ros.bags.groundtruth import GroundTruth
+from binseg_ros.bags.io import STORAGES, bag_topics, read_messages, stamp_ns
+from binseg_ros.bags.make import DEFAULT_GT_TOPIC, DEFAULT_TOPICS, START_NS, Dropout, MakeBagConfig, make_bag
+from binseg_ros.bags.report import write_report
+from binseg_ros.datasets import camera_frames, load_frame, resize_frame
+from binseg_ros.errors import BagError
+from binseg_ros.images import image_view
+from binseg_ros.training.split import SPLITS, load_split
+
+SIZE = (120, 160)
+
+
+@pytest.fixture(scope="module")
+def ids() -> list[str]:
+    return load_split(SPLITS / "mm5.yaml").held_out_ids()[:30]
+
+
+def _evaluate(engine, bag: Path, **kwargs):  # type: ignore[no-untyped-def]
+    evaluator = BagEvaluator(OnnxRuntimeBackend(engine), engine.input_size, **kwargs)
+    return evaluator.run(bag, GroundTruth.from_topic(bag, DEFAULT_GT_TOPIC), progress=False)
+
+
+def test_sqlite3_and_mcap_hold_the_same_registered_frames(mm5_root, ids, tmp_path):
+    config = MakeBagConfig(size=SIZE, drop_probability=0.1, seed=5)
+    bags = {}
+    for storage in STORAGES:
+        make_bag(mm5_root, ids[:6], tmp_path / storage, MakeBagConfig(**{**config.__dict__, "storage": storage}),
+                 progress=False)
+        bags[storage] = [(m.topic, m.log_time, stamp_ns(m.msg.header), m.msg.encoding, bytes(m.raw))
+                         for m in read_messages(tmp_path / storage, [*DEFAULT_TOPICS.values(), DEFAULT_GT_TOPIC])]
+    assert bags["sqlite3"] == bags["mcap"]  # byte-identical messages, same order
+    assert bag_topics(tmp_path / "mcap") == {t: "sensor_msgs/msg/Image" for t in [*DEFAULT_TOPICS.values(), DEFAULT_GT_TOPIC]}
+
+    # Every image is the dataset frame in view at its capture time, in the drivers' encodings.
+    expected = [camera_frames(resize_frame(load_frame(mm5_root, i), SIZE)) for i in ids[:6]]
+    for message in read_messages(tmp_path / "mcap", DEFAULT_TOPICS.values()):
+        modality = message.topic.split("/")[1]
+        index = int((stamp_ns(message.msg.header) - START_NS) * 1e-9 // config.hold_s + 0.5)  # jitter < hold / 2
+        index = min(index, len(expected) - 1)
+        candidates = [e[modality] for e in expected[max(0, index - 1) : index + 2]]
+        assert any(np.array_equal(image_view(message.msg), c) for c in candidates), message.topic
+
+
+def test_bag_metrics_equal_pysodmetrics_on_the_same_predictions(fast_engine, mm5_root, ids, tmp_path):
+    bag = tmp_path / "bag"
+    make_bag(mm5_root, ids[:12], bag, MakeBagConfig(size=SIZE, storage="sqlite3"), progress=False)
+    evaluation = _evaluate(fast_engine, bag, keep_predictions=True)
+    assert evaluation.accounting_balanced and evaluation.masks == 12 and len(evaluation.scored) == 12
+    write_report(evaluation, tmp_path / "report")
+    truth = GroundTruth.from_topic(bag, DEFAULT_GT_TOPIC)
+    s, mae, f = sod.Smeasure(), sod.MAE(), sod.FmeasureV2(
+        {"iou": sod.IOUHandler(with_dynamic=False, with_adaptive=False, with_binary=True),
+         "f": sod.FmeasureHandler(with_dynamic=True, with_adaptive=False, beta=0.3)})
+    for png in sorted((tmp_path / "report" / "predictions").glob("*.png")):
+        prediction = cv2.imread(str(png), cv2.IMREAD_GRAYSCALE)
+        gt = truth.lookup(int(png.stem)).astype(np.uint8) * 255
+        for metric in (s, mae, f):
+            metric.step(prediction, gt)
+    overall = evaluation.overall()
+    assert overall["S"] == pytest.approx(s.get_results()["sm"], abs=1e-12)
+    assert overall["MAE"] == pytest.approx(mae.get_results()["mae"], abs=1e-12)
+    assert overall["IoU"] == pytest.approx(f.get_results()["iou"]["binary"], abs=1e-12)
+    assert overall["maxF"] == pytest.approx(f.get_results()["f"]["dynamic"].max(), abs=1e-12)
+    for name in ("report.md", "metrics.json", "curves.png", "iou_timeline.png", "latency.png", "overlays.png"):
+        assert (tmp_path / "report" / name).stat().st_size > 0, name
+
+
+def test_thermal_dropout_splits_the_robustness_table(fast_engine, mm5_root, ids, tmp_path):
+    bag = tmp_path / "bag"
+    make_bag(mm5_root, ids, bag, MakeBagConfig(size=SIZE, dropouts=(Dropout("thermal", 0.6, 1.4),)), progress=False)
+    evaluation = _evaluate(fast_engine, bag)
+    assert evaluation.accounting_balanced
+    table = evaluation.per_subset()
+    assert set(table) == {"rgb+depth+thermal", "rgb+depth"}
+    assert sum(row["frames"] for row in table.values()) == len(evaluation.scored) == evaluation.masks
+    for record in evaluation.records:
+        name = "+".join(record.subset)
+        if 0.6 + 0.04 <= record.time_s < 1.4:  # thermal silent (anchor stamps near 0.6 could pair with 0.59)
+            assert name == "rgb+depth", record.time_s
+        elif record.time_s < 0.55 or record.time_s > 1.4 + 0.3:  # before, or after re-admission (3 frames)
+            assert name == "rgb+depth+thermal", record.time_s
+    # Anchors waited for the timeout, then went out without thermal: nothing in the window was lost.
+    in_window = [r for r in evaluation.records if 0.64 <= r.time_s < 1.4]
+    assert len(in_window) >= 11 and max(r.timings["sync_wait"] for r in in_window) >= 0.4
+
+
+def test_bad_bags_and_bad_ground_truth_are_named(fast_engine, mm5_root, ids, tmp_path):
+    bag = tmp_path / "bag"
+    make_bag(mm5_root, ids[:4], bag, MakeBagConfig(size=SIZE, storage="mcap"), progress=False)
+    with pytest.raises(BagError, match="no topic /flir/image; it has .*/thermal/image"):
+        BagEvaluator(OnnxRuntimeBackend(fast_engine), fast_engine.input_size,
+                     topics={**DEFAULT_TOPICS, "thermal": "/flir/image"}).run(bag, GroundTruth.from_topic(bag, DEFAULT_GT_TOPIC), progress=False)
+    with pytest.raises(BagError, match="no ground-truth topic /nothing/here"):
+        GroundTruth.from_topic(bag, "/nothing/here")
+    with pytest.raises(BagError, match="no ground truth: folder .* holds no usable mask"):
+        _evaluate_with(fast_engine, bag, GroundTruth.from_folder(tmp_path))
+    with pytest.raises(BagError, match="no such bag"):
+        _evaluate_with(fast_engine, tmp_path / "missing", GroundTruth.from_folder(tmp_path))
+
+    wrong = tmp_path / "gt"  # labels at another resolution: counted, never scored against resized masks
+    wrong.mkdir()
+    for message in read_messages(bag, [DEFAULT_GT_TOPIC]):
+        cv2.imwrite(str(wrong / f"{stamp_ns(message.msg.header)}.png"), np.zeros((10, 10), np.uint8))
+    evaluation = _evaluate_with(fast_engine, bag, GroundTruth.from_folder(wrong))
+    assert evaluation.mask_skips == {"ground_truth_size_mismatch": evaluation.masks} and not evaluation.scored
+    assert evaluation.accounting_balanced
+
+    data_file = next(bag.glob("*.mcap"))
+    data_file.write_bytes(data_file.read_bytes()[: data_file.stat().st_size // 2])  # truncated mid-chunk
+    with pytest.raises(BagError, match=str(bag)):
+        _evaluate(fast_engine, bag)
+
+
+def _evaluate_with(engine, bag: Path, truth: GroundTruth):  # type: ignore[no-untyped-def]
+    return BagEvaluator(OnnxRuntimeBackend(engine), engine.input_size).run(bag, truth, progress=False)
+
+
+def test_cli_make_bag_and_evaluate(fast_engine, mm5_root, tmp_path):
+    bag = tmp_path / "cli_bag"
+    run = [sys.executable, "-m", "binseg_ros.cli"]
+    made = subprocess.run([*run, "make-bag", "--data", str(mm5_root), "--out", str(bag), "--limit", "8", "--size",
+                           "120x160", "--storage", "sqlite3", "--dropout", "depth:0.1:0.3"],
+                          capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    assert "silenced by dropouts: {'depth': 3}" in made.stdout
+    out = tmp_path / "report"
+    evaluated = subprocess.run([*run, "evaluate", "--bag", str(bag), "--engine-dir", str(fast_engine.root), "--out",
+                                str(out)], capture_output=True, text=True, timeout=120)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "Every message accounted for: **yes**" in (out / "report.md").read_text()
+    broken = subprocess.run([*run, "evaluate", "--bag", str(tmp_path), "--engine-dir", str(fast_engine.root)],
+                            capture_output=True, text=True, timeout=120)
+    assert broken.returncode == 2 and "not a readable rosbag2" in broken.stderr and "Traceback" not in broken.stderr

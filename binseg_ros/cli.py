@@ -251,78 +251,17 @@ def cmd_evaluate_bag(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    import json
-    import os
-
-    import rclpy
-
-    from binseg_ros.backends.factory import create_backend
-    from binseg_ros.bags.evaluate import BagEvaluator
     from binseg_ros.bags.make import DEFAULT_TOPICS
-    from binseg_ros.bags.report import write_report
-    from binseg_ros.engines.locate import locate_engine_dir
-    from binseg_ros.engines.manifest import Manifest
-    from binseg_ros.metrics import summarize
-    from binseg_ros.ros.process import NodeProcess, local_ros_environment
-    from binseg_ros.ros.replay import compare, replay_bag
+    from binseg_ros.ros.replay import ReplayOptions, run_replay
     from binseg_ros.sync import SyncConfig
 
-    folder = locate_engine_dir(args.engine_dir)
-    manifest = Manifest.load(folder)
-    topics = {**DEFAULT_TOPICS, **args.topics}
-    truth = _bag_truth(args)
-    sync = SyncConfig(slop=args.slop, modality_timeout=args.modality_timeout)
-    name = f"{args.backend} ({args.form}), {manifest.model} {manifest.version}"
-    evaluator = BagEvaluator(create_backend(args.backend, manifest, args.form), manifest.input_size, sync, topics,
-                             name=name)
-    offline = evaluator.run(args.bag, truth)
-    write_report(offline, args.out / "offline", f"Offline evaluation: {args.bag.name}")
-    out_bag = args.out / "recorded"
-    if out_bag.exists():
-        raise BinsegError(f"{out_bag} exists; choose a new --out")
-    node = None
-    if not args.node_running:
-        env = local_ros_environment()
-        os.environ.update(env)
-        node = NodeProcess(folder, env, remaps={f"{m}/image": t for m, t in topics.items()}, use_sim_time=True,
-                           backend=args.backend, frequency_form=args.form, slop=args.slop,
-                           modality_timeout=args.modality_timeout)
-    rclpy.init()
-    try:
-        result = replay_bag(args.bag, out_bag, topics, args.node_name, args.rate)
-    finally:
-        rclpy.try_shutdown()
-        code = node.stop() if node is not None else 0
-    if node is not None and code != 0:
-        raise BinsegError(f"segment_node exited with code {code}:\n{node.output}")
-    comparison = compare(result, offline, truth)
-    summary = {
-        "bag": str(args.bag), "recorded": str(out_bag), "rate": args.rate, "bag_duration_s": result.bag_duration_s,
-        "wall_s": result.wall_s, "wall_over_duration": result.wall_s / result.bag_duration_s,
-        "played": result.played, "live_masks": comparison.live_masks, "offline_masks": comparison.offline_masks,
-        "common": comparison.common, "identical": comparison.identical, "live_only": comparison.live_only,
-        "offline_only": comparison.offline_only, "latency_ms": comparison.latency_ms,
-        "live_metrics": summarize(comparison.scores) if comparison.scores else {},
-        "offline_metrics": offline.overall(),
-    }
-    (args.out / "replay.json").write_text(json.dumps(summary, indent=2))
-    lines = [
-        f"# Replay: {args.bag.name}", "",
-        f"- Played {sum(result.played.values())} images ({result.played}) at rate {args.rate:g} in "
-        f"{result.wall_s:.1f} s wall for {result.bag_duration_s:.1f} s of bag.",
-        f"- Masks: live {comparison.live_masks}, offline {comparison.offline_masks}; same stamp {comparison.common}, "
-        f"pixel-identical {comparison.identical}; offline only (dropped live) {comparison.offline_only}; "
-        f"live only {comparison.live_only}.",
-        f"- Anchor published → mask received (wall): {comparison.latency_ms}.",
-        "", "| run | IoU | S | maxF | MAE |", "|---|---:|---:|---:|---:|",
-    ]
-    for label, metrics in (("live", summary["live_metrics"]), ("offline", summary["offline_metrics"])):
-        if metrics:
-            lines.append(f"| {label} | {metrics['IoU']:.3f} | {metrics['S']:.3f} | {metrics['maxF']:.3f} | "
-                         f"{metrics['MAE']:.4f} |")
-    lines += ["", "Offline report with plots: [offline/report.md](offline/report.md).", ""]
-    (args.out / "replay.md").write_text("\n".join(lines))
-    print("\n".join(lines[2:5]) + f"\nreport: {args.out / 'replay.md'}")
+    options = ReplayOptions(
+        bag=args.bag, out=args.out, engine_dir=args.engine_dir, backend=args.backend, form=args.form,
+        topics={**DEFAULT_TOPICS, **args.topics}, sync=SyncConfig(slop=args.slop, modality_timeout=args.modality_timeout),
+        rate=args.rate, node_running=args.node_running, node_name=args.node_name,
+    )
+    report = run_replay(options, _bag_truth(args))
+    print(report.read_text().split("\n\n| run")[0] + f"\nreport: {report}")
     return 0
 
 

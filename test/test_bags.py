@@ -124,6 +124,12 @@ def test_bad_bags_and_bad_ground_truth_are_named(fast_engine, mm5_root, ids, tmp
     data_file.write_bytes(data_file.read_bytes()[: data_file.stat().st_size // 2])  # truncated mid-chunk
     with pytest.raises(BagError, match=str(bag)):
         _evaluate(fast_engine, bag)
+    sqlite = tmp_path / "sqlite"
+    make_bag(mm5_root, ids[:2], sqlite, MakeBagConfig(size=SIZE, storage="sqlite3"), progress=False)
+    database = next(sqlite.glob("*.db3"))
+    database.write_bytes(b"not a database" * 100)
+    with pytest.raises(BagError, match=str(sqlite)):
+        _evaluate(fast_engine, sqlite)
 
 
 def _evaluate_with(engine, bag: Path, truth: GroundTruth):  # type: ignore[no-untyped-def]

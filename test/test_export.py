@@ -150,6 +150,7 @@ def test_cli_export_and_its_errors(tmp_path, capsys):
                  "--forms", "matmul", "--quiet"]) == 0
     manifest = Manifest.load(tmp_path / "binseg_s")
     assert set(manifest.subsets) == {"thermal", "rgb+depth"} and manifest.version == "untrained"
+    assert not (tmp_path / "untrained.pt").exists()  # scratch weights never land next to the engines
     manifest.verify()
     assert "rgb+depth" in capsys.readouterr().out
 

@@ -34,6 +34,7 @@ def metrics_json(evaluation: BagEvaluation) -> dict[str, object]:
         "bag_duration_s": evaluation.duration_s,
         "wall_s": evaluation.wall_s,
         "masks_per_s": evaluation.masks / evaluation.wall_s if evaluation.wall_s else 0.0,
+        "scoring_s": evaluation.scoring_s,
         "accounting": {
             "frames_in": evaluation.frames_in,
             "frames_in_sets": evaluation.frames_in_sets,
@@ -178,6 +179,7 @@ def write_report(evaluation: BagEvaluation, out: str | Path, title: str = "Bag e
         for record in kept:
             cv2.imwrite(str(out / "predictions" / f"{record.stamp}.png"), record.prediction)
     accounting = data["accounting"]
+    segmenting = sum(r.timings["total"] - r.timings["sync_wait"] for r in evaluation.records)
     latency = evaluation.latency_ms()
     overall = {"all frames": {**evaluation.overall(), "frames": float(len(evaluation.scored))}} if evaluation.scored else {}
     lines = [
@@ -185,7 +187,9 @@ def write_report(evaluation: BagEvaluation, out: str | Path, title: str = "Bag e
         "",
         f"- Bag `{evaluation.bag}`: {evaluation.duration_s:.1f} s; ground truth from {evaluation.ground_truth}.",
         f"- Backend {evaluation.backend}, input {evaluation.input_size[0]}×{evaluation.input_size[1]}.",
-        f"- Wall time {evaluation.wall_s:.1f} s: {data['masks_per_s']:.1f} masks/s.",
+        f"- Wall time {evaluation.wall_s:.1f} s: {data['masks_per_s']:.1f} masks/s; of it, segmentation "
+        f"{segmenting:.1f} s (preprocess + inference + postprocess), scoring {evaluation.scoring_s:.1f} s, "
+        f"reading and decoding the bag {evaluation.wall_s - segmenting - evaluation.scoring_s:.1f} s.",
         "",
         "## Accounting",
         "",

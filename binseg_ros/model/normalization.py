@@ -86,7 +86,12 @@ class InputNormalizer(nn.Module):
             scaled = (x - n.depth_mean_m) / n.depth_std_m
             return torch.where(valid, scaled, torch.zeros_like(x))
         if modality == "thermal":
-            mean = x.mean(dim=(2, 3), keepdim=True)
-            std = (x - mean).square().mean(dim=(2, 3), keepdim=True).sqrt().clamp_min(n.thermal_min_std)
-            return ((x - mean) / std).clamp(-n.thermal_clip, n.thermal_clip)
+            # Runtimes reduce in fp32, some (ONNX Runtime's CPU ReduceMean) in one sequential sum:
+            # over 300k pixels near 18 000 counts that is off by hundreds of counts. Shifting by
+            # one pixel first and reducing one axis at a time keeps every sum small and short.
+            shifted = x - x[:, :, :1, :1]
+            mean = shifted.mean(dim=3, keepdim=True).mean(dim=2, keepdim=True)
+            centred = shifted - mean
+            var = centred.square().mean(dim=3, keepdim=True).mean(dim=2, keepdim=True)
+            return (centred / var.sqrt().clamp_min(n.thermal_min_std)).clamp(-n.thermal_clip, n.thermal_clip)
         raise KeyError(f"no normalisation for modality {modality!r}; expected one of {MODALITIES}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from binseg_ros.bags.io import DIAGNOSTICS, IMAGE, TYPESTORE, BagWriter, bag_span, read_messages, stamp_ns
 from binseg_ros.errors import BagError
+from binseg_ros.sync import SyncConfig
 
 DRAIN_S = 3.0  # wall seconds to wait for the last masks after the bag ends
 
@@ -180,3 +181,85 @@ def compare(result: ReplayResult, evaluation, truth) -> ReplayComparison:  # typ
     latency = {f"p{q}": float(np.percentile(latencies, q)) for q in (50, 95, 99)} if len(latencies) else {}
     return ReplayComparison(len(masks), len(offline), len(common), int(identical),
                             len(masks) - len(common), len(offline) - len(common), scores, latency)
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    bag: Path
+    out: Path
+    engine_dir: Path | None
+    backend: str
+    form: str
+    topics: dict[str, str]
+    sync: SyncConfig
+    rate: float = 1.0
+    node_running: bool = False
+    node_name: str = "segment_node"
+
+
+def run_replay(options: ReplayOptions, truth) -> Path:  # type: ignore[no-untyped-def]
+    """``binseg replay``: offline evaluation, live replay through segment_node, comparison; returns replay.md."""
+    import json
+    import os
+
+    from binseg_ros.backends.factory import create_backend
+    from binseg_ros.bags.evaluate import BagEvaluator
+    from binseg_ros.bags.report import write_report
+    from binseg_ros.engines.locate import locate_engine_dir
+    from binseg_ros.engines.manifest import Manifest
+    from binseg_ros.metrics import summarize
+    from binseg_ros.ros.process import NodeProcess, local_ros_environment
+
+    folder = locate_engine_dir(options.engine_dir)
+    manifest = Manifest.load(folder)
+    out_bag = options.out / "recorded"
+    if out_bag.exists():
+        raise BagError(f"{out_bag} exists; choose a new --out")
+    name = f"{options.backend} ({options.form}), {manifest.model} {manifest.version}"
+    backend = create_backend(options.backend, manifest, options.form)
+    offline = BagEvaluator(backend, manifest.input_size, options.sync, options.topics, name=name).run(options.bag, truth)
+    write_report(offline, options.out / "offline", f"Offline evaluation: {options.bag.name}")
+    node = None
+    if not options.node_running:
+        env = local_ros_environment()
+        os.environ.update(env)
+        node = NodeProcess(folder, env, remaps={f"{m}/image": t for m, t in options.topics.items()}, use_sim_time=True,
+                           backend=options.backend, frequency_form=options.form, slop=options.sync.slop,
+                           modality_timeout=options.sync.modality_timeout)
+    rclpy.init()
+    try:
+        result = replay_bag(options.bag, out_bag, options.topics, options.node_name, options.rate)
+    finally:
+        rclpy.try_shutdown()
+        code = node.stop() if node is not None else 0
+    if node is not None and code != 0:
+        raise BagError(f"segment_node exited with code {code}:\n{node.output}")
+    comparison = compare(result, offline, truth)
+    summary = {
+        "bag": str(options.bag), "recorded": str(out_bag), "rate": options.rate,
+        "bag_duration_s": result.bag_duration_s, "wall_s": result.wall_s,
+        "wall_over_duration": result.wall_s / result.bag_duration_s, "played": result.played,
+        **{k: v for k, v in asdict(comparison).items() if k != "scores"},
+        "live_metrics": summarize(comparison.scores) if comparison.scores else {},
+        "offline_metrics": offline.overall(),
+    }
+    (options.out / "replay.json").write_text(json.dumps(summary, indent=2))
+    lines = [
+        f"# Replay: {options.bag.name}", "",
+        f"- Played {sum(result.played.values())} images ({result.played}) at rate {options.rate:g} in "
+        f"{result.wall_s:.1f} s wall for {result.bag_duration_s:.1f} s of bag.",
+        f"- Masks: live {comparison.live_masks}, offline {comparison.offline_masks}; same stamp {comparison.common}, "
+        f"pixel-identical {comparison.identical}; offline only (dropped live) {comparison.offline_only}; "
+        f"live only {comparison.live_only}.",
+        "- Anchor published → mask received (wall, ms): "
+        + (", ".join(f"{k} {v:.1f}" for k, v in comparison.latency_ms.items()) or "none"),
+        "", "| run | IoU | S | maxF | MAE |", "|---|---:|---:|---:|---:|",
+    ]
+    for label, metrics in (("live", summary["live_metrics"]), ("offline", summary["offline_metrics"])):
+        if metrics:
+            lines.append(f"| {label} | {metrics['IoU']:.3f} | {metrics['S']:.3f} | {metrics['maxF']:.3f} | "
+                         f"{metrics['MAE']:.4f} |")
+    lines += ["", "Offline report with plots: [offline/report.md](offline/report.md).", ""]
+    path = options.out / "replay.md"
+    path.write_text("\n".join(lines))
+    return path

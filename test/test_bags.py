@@ -46,14 +46,21 @@ def test_sqlite3_and_mcap_hold_the_same_registered_frames(mm5_root, ids, tmp_pat
     assert bags["sqlite3"] == bags["mcap"]  # byte-identical messages, same order
     assert bag_topics(tmp_path / "mcap") == {t: "sensor_msgs/msg/Image" for t in [*DEFAULT_TOPICS.values(), DEFAULT_GT_TOPIC]}
 
-    # Every image is the dataset frame in view at its capture time, in the drivers' encodings.
+    # With the default clocks (every camera at 1 / hold, phases within a frame) the i-th image
+    # of every topic is dataset frame i, in the drivers' encodings, and so is its label.
+    steady = tmp_path / "steady"
+    make_bag(mm5_root, ids[:6], steady, MakeBagConfig(size=SIZE), progress=False)
     expected = [camera_frames(resize_frame(load_frame(mm5_root, i), SIZE)) for i in ids[:6]]
-    for message in read_messages(tmp_path / "mcap", DEFAULT_TOPICS.values()):
-        modality = message.topic.split("/")[1]
-        index = int((stamp_ns(message.msg.header) - START_NS) * 1e-9 // config.hold_s + 0.5)  # jitter < hold / 2
-        index = min(index, len(expected) - 1)
-        candidates = [e[modality] for e in expected[max(0, index - 1) : index + 2]]
-        assert any(np.array_equal(image_view(message.msg), c) for c in candidates), message.topic
+    for modality, topic in DEFAULT_TOPICS.items():
+        images = [image_view(m.msg) for m in read_messages(steady, [topic])]
+        assert len(images) == len(expected)
+        for index, image in enumerate(images):
+            assert np.array_equal(image, expected[index][modality]), (topic, index)
+    truth = GroundTruth.from_topic(steady, DEFAULT_GT_TOPIC)
+    for message in read_messages(steady, [DEFAULT_TOPICS["thermal"]]):
+        index = round((stamp_ns(message.msg.header) - START_NS) * 1e-9 * 15)
+        label = resize_frame(load_frame(mm5_root, ids[index]), SIZE)["label"] > 0
+        assert np.array_equal(truth.lookup(stamp_ns(message.msg.header)), label)
 
 
 def test_bag_metrics_equal_pysodmetrics_on_the_same_predictions(fast_engine, mm5_root, ids, tmp_path):

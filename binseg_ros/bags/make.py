@@ -120,7 +120,8 @@ def _schedule(config: MakeBagConfig, duration_s: float, rng: np.random.Generator
             stamp = max(stamp, stamps_seen + 1)  # a driver never stamps backwards
             stamps_seen = stamp
             log_time = stamp + round(clock.latency_ms * 1e6)
-            events.append((log_time, modality, stamp, int(nominal // config.hold_s)))
+            # The epsilon keeps k / rate == k * hold from flooring to k - 1 in floating point.
+            events.append((log_time, modality, stamp, int(nominal / config.hold_s + 1e-9)))
     return events
 
 

@@ -22,7 +22,7 @@ def to_uint8(probability: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(probability * 255.0), 0, 255).astype(np.uint8)
 
 
-CURVES = ("F", "E", "precision", "recall")  # per threshold 0..255
+CURVES = ("F", "E", "precision", "recall")  # per threshold, index i = threshold 255 - i
 
 
 @dataclass(frozen=True)

@@ -76,7 +76,7 @@ def _plot_curves(evaluation: BagEvaluation, path: Path) -> None:
     for name in evaluation.per_subset():
         groups[name] = [r for r in evaluation.scored if subset_name(r.subset) == name]
     fig, (pr, fm) = plt.subplots(1, 2, figsize=(11, 4.5))
-    thresholds = np.arange(256) / 255
+    thresholds = np.arange(255, -1, -1) / 255  # pysodmetrics' curves run from threshold 255 down to 0
     for label, records in groups.items():
         curves = mean_curves([r.score for r in records])  # type: ignore[misc]
         style = {"linewidth": 2.5, "color": "black"} if label == "all frames" else {"linewidth": 1.2}

@@ -157,6 +157,7 @@ class ReplayComparison:
     identical: int  # of those, pixel-identical masks
     live_only: int
     offline_only: int  # sets the live run dropped (e.g. superseded under load)
+    node_drops: dict[str, int]  # the live node's drop counters, from its last /diagnostics
     scores: list  # FrameScore of live masks with ground truth  # type: ignore[type-arg]
     latency_ms: dict[str, float]
 
@@ -177,10 +178,13 @@ def compare(result: ReplayResult, evaluation, truth) -> ReplayComparison:  # typ
         probability = live.probability if live.probability is not None else live.mask.astype(np.float32) / 255  # type: ignore[union-attr]
         if probability.shape == label.shape:
             scores.append(score_frame(probability, label))
+    node_drops = {}
+    for status in result.last_diagnostics.status if result.last_diagnostics is not None else []:
+        node_drops.update({kv.key[len("drops."):]: int(kv.value) for kv in status.values if kv.key.startswith("drops.")})
     latencies = np.array([m.latency_s for m in masks.values() if m.latency_s is not None]) * 1e3
     latency = {f"p{q}": float(np.percentile(latencies, q)) for q in (50, 95, 99)} if len(latencies) else {}
     return ReplayComparison(len(masks), len(offline), len(common), int(identical),
-                            len(masks) - len(common), len(offline) - len(common), scores, latency)
+                            len(masks) - len(common), len(offline) - len(common), node_drops, scores, latency)
 
 
 @dataclass(frozen=True)
@@ -250,7 +254,7 @@ def run_replay(options: ReplayOptions, truth) -> Path:  # type: ignore[no-untype
         f"{result.wall_s:.1f} s wall for {result.bag_duration_s:.1f} s of bag.",
         f"- Masks: live {comparison.live_masks}, offline {comparison.offline_masks}; same stamp {comparison.common}, "
         f"pixel-identical {comparison.identical}; offline only (dropped live) {comparison.offline_only}; "
-        f"live only {comparison.live_only}.",
+        f"live only {comparison.live_only}; the node's drop counters: {comparison.node_drops or 'none'}.",
         "- Anchor published → mask received (wall, ms): "
         + (", ".join(f"{k} {v:.1f}" for k, v in comparison.latency_ms.items()) or "none"),
         "", "| run | IoU | S | maxF | MAE |", "|---|---:|---:|---:|---:|",

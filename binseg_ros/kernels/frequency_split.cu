@@ -1,0 +1,162 @@
+// Frequency branch of the FGD decoder on the GPU: low = irfft2(rfft2(x) * G), high = x - low.
+//
+// G is the per-channel Gaussian low-pass of binseg_ros/model/frequency.py: real, even in both
+// frequency axes and separable, G(fy, fx) = g(fy) g(fx). For such a gain the DFT -> multiply ->
+// inverse DFT pipeline is exactly a real circular convolution along each axis,
+//
+//     low = K_H * x * K_W^T,   K_N[i][j] = k_N[(i - j) mod N],
+//     k_N[d] = (1/N) * sum_k g(f_k) cos(2 pi k d / N),   f_k = signed frequency k / N,
+//
+// so one thread block per (batch, channel) plane runs two small convolutions in shared memory
+// with fp32 accumulation, for every plane size (no power-of-two restriction, no cuFFT plan).
+// I/O is fp32 or fp16. Plain CUDA C++: no torch or TensorRT headers, so the same object goes
+// into the torch custom op (launched through the driver API) and the TensorRT plugin.
+
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kWarps = kThreads / 32;
+
+__device__ __forceinline__ float load(const float* p) { return *p; }
+__device__ __forceinline__ float load(const __half* p) { return __half2float(*p); }
+__device__ __forceinline__ void store(float* p, float v) { *p = v; }
+__device__ __forceinline__ void store(__half* p, float v) { *p = __float2half_rn(v); }
+
+// Shared memory of one block, in floats: the row-pass result, both axes' taps unrolled over
+// d in (-N, N) so the inner loops need no modulo, and one staged input row per warp.
+__host__ __device__ inline int smem_floats(int height, int width) {
+    return height * width + (2 * width - 1) + (2 * height - 1) + kWarps * width;
+}
+
+template <typename T>
+__device__ void frequency_split(const T* __restrict__ x, const float* __restrict__ taps_h,
+                                const float* __restrict__ taps_w, T* __restrict__ low, T* __restrict__ high,
+                                int channels, int height, int width) {
+    extern __shared__ float smem[];
+    float* rows = smem;
+    float* wext = rows + height * width;  // wext[width - 1 + d] = k_W[d mod width]
+    float* hext = wext + 2 * width - 1;   // hext[height - 1 + d] = k_H[d mod height]
+    float* lines = hext + 2 * height - 1;
+
+    const int plane = blockIdx.x;
+    const int channel = plane % channels;
+    const size_t offset = static_cast<size_t>(plane) * height * width;
+    for (int i = threadIdx.x; i < 2 * width - 1; i += blockDim.x) {
+        wext[i] = taps_w[channel * width + (i + 1) % width];  // d = i - (width - 1) ≡ i + 1 (mod width)
+    }
+    for (int i = threadIdx.x; i < 2 * height - 1; i += blockDim.x) {
+        hext[i] = taps_h[channel * height + (i + 1) % height];
+    }
+    __syncthreads();
+
+    // Row pass: rows[i][j] = sum_m x[i][m] k_W[j - m]; a warp per row, the row staged once.
+    const int warp = threadIdx.x / 32;
+    const int lane = threadIdx.x % 32;
+    float* line = lines + warp * width;
+    for (int i = warp; i < height; i += kWarps) {
+        for (int m = lane; m < width; m += 32) {
+            line[m] = load(x + offset + static_cast<size_t>(i) * width + m);
+        }
+        __syncwarp();
+        for (int j = lane; j < width; j += 32) {
+            const float* k = wext + (width - 1) + j;
+            float acc = 0.0f;
+            for (int m = 0; m < width; ++m) {
+                acc = fmaf(line[m], k[-m], acc);
+            }
+            rows[i * width + j] = acc;
+        }
+        __syncwarp();
+    }
+    __syncthreads();
+
+    // Column pass: low[i][j] = sum_n k_H[i - n] rows[n][j]; high = x - low from the input.
+    for (int idx = threadIdx.x; idx < height * width; idx += blockDim.x) {
+        const int i = idx / width;
+        const int j = idx - i * width;
+        const float* k = hext + (height - 1) + i;
+        float acc = 0.0f;
+        for (int n = 0; n < height; ++n) {
+            acc = fmaf(k[-n], rows[n * width + j], acc);
+        }
+        const float value = load(x + offset + idx);
+        store(low + offset + idx, acc);
+        store(high + offset + idx, value - acc);
+    }
+}
+
+}  // namespace
+
+// taps[c * n + d] = k_n[d] for channel c's cutoff sigma[c] (cycles per sample); one thread per d.
+extern "C" __global__ void binseg_lowpass_taps(const float* __restrict__ sigma, int channels, int n,
+                                               float* __restrict__ taps) {
+    const int d = blockIdx.x * blockDim.x + threadIdx.x;
+    const int channel = blockIdx.y;
+    if (d >= n || channel >= channels) {
+        return;
+    }
+    const float s = sigma[channel];
+    const float inv_two_s2 = 1.0f / (2.0f * s * s);
+    float acc = 0.0f;
+    for (int k = 0; k < n; ++k) {
+        const int signed_k = k < (n + 1) / 2 ? k : k - n;
+        const float f = static_cast<float>(signed_k) / static_cast<float>(n);
+        const int phase = static_cast<int>((static_cast<long long>(k) * d) % n);  // exact angle
+        acc = fmaf(expf(-f * f * inv_two_s2), cospif(2.0f * static_cast<float>(phase) / static_cast<float>(n)), acc);
+    }
+    taps[channel * n + d] = acc / static_cast<float>(n);
+}
+
+extern "C" __global__ void __launch_bounds__(kThreads)
+binseg_frequency_split_f32(const float* x, const float* taps_h, const float* taps_w, float* low, float* high,
+                           int channels, int height, int width) {
+    frequency_split<float>(x, taps_h, taps_w, low, high, channels, height, width);
+}
+
+extern "C" __global__ void __launch_bounds__(kThreads)
+binseg_frequency_split_f16(const __half* x, const float* taps_h, const float* taps_w, __half* low, __half* high,
+                           int channels, int height, int width) {
+    frequency_split<__half>(x, taps_h, taps_w, low, high, channels, height, width);
+}
+
+// Host side, for the TensorRT plugin and any C++ caller. Launch parameters live here only.
+extern "C" int binseg_frequency_split_threads() { return kThreads; }
+
+extern "C" size_t binseg_frequency_split_smem_bytes(int height, int width) {
+    return static_cast<size_t>(smem_floats(height, width)) * sizeof(float);
+}
+
+// x, low, high: [planes, height, width] (planes = batch * channels), fp32 or fp16 (half_io);
+// sigma: [channels]; taps: workspace of channels * (height + width) floats.
+extern "C" cudaError_t binseg_launch_frequency_split(const void* x, const float* sigma, void* low, void* high,
+                                                     float* taps, int planes, int channels, int height, int width,
+                                                     int half_io, cudaStream_t stream) {
+    if (planes <= 0 || channels <= 0 || height <= 0 || width <= 0 || planes % channels != 0) {
+        return cudaErrorInvalidValue;
+    }
+    float* taps_h = taps;
+    float* taps_w = taps + channels * height;
+    binseg_lowpass_taps<<<dim3((height + 127) / 128, channels), 128, 0, stream>>>(sigma, channels, height, taps_h);
+    binseg_lowpass_taps<<<dim3((width + 127) / 128, channels), 128, 0, stream>>>(sigma, channels, width, taps_w);
+    const size_t smem = binseg_frequency_split_smem_bytes(height, width);
+    const void* kernel = half_io ? reinterpret_cast<const void*>(binseg_frequency_split_f16)
+                                 : reinterpret_cast<const void*>(binseg_frequency_split_f32);
+    cudaError_t status = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                              static_cast<int>(smem));
+    if (status != cudaSuccess) {
+        return status;  // the plane does not fit in this GPU's shared memory
+    }
+    if (half_io) {
+        binseg_frequency_split_f16<<<planes, kThreads, smem, stream>>>(
+            static_cast<const __half*>(x), taps_h, taps_w, static_cast<__half*>(low), static_cast<__half*>(high),
+            channels, height, width);
+    } else {
+        binseg_frequency_split_f32<<<planes, kThreads, smem, stream>>>(
+            static_cast<const float*>(x), taps_h, taps_w, static_cast<float*>(low), static_cast<float*>(high),
+            channels, height, width);
+    }
+    return cudaGetLastError();
+}

@@ -113,8 +113,8 @@ def test_robustness_table_covers_every_subset(calibrated_net, real_frames):
 
 def test_curves_run_from_the_highest_threshold_down():
     """The report's threshold axis relies on it: index i of every curve is threshold 255 - i."""
-    truth = np.zeros((1, 256), bool)
-    truth[0, 200] = True
-    curves = score_frame(np.arange(256)[None] / 255, truth).curves
+    ramp = np.arange(256).reshape(16, 16)
+    truth = ramp == 200
+    curves = score_frame(ramp / 255, truth).curves
     assert curves["recall"][255 - 200] == 1.0 and curves["recall"][255 - 201] == 0.0
     assert curves["precision"][255 - 200] == pytest.approx(1 / 56)  # pixels 200..255 are predicted

@@ -227,21 +227,25 @@ def _bag_truth(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return GroundTruth.from_folder(args.gt_dir) if args.gt_dir else GroundTruth.from_topic(args.bag, args.gt_topic)
 
 
-def cmd_evaluate_bag(args: argparse.Namespace) -> int:
-    from binseg_ros.backends.factory import create_backend
-    from binseg_ros.bags.evaluate import BagEvaluator
-    from binseg_ros.bags.make import DEFAULT_TOPICS
-    from binseg_ros.bags.report import write_report
-    from binseg_ros.engines.locate import locate_engine_dir
-    from binseg_ros.engines.manifest import Manifest
+def _bag_sync(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from binseg_ros.sync import SyncConfig
 
-    manifest = Manifest.load(locate_engine_dir(args.engine_dir))
-    backend = create_backend(args.backend, manifest, args.form)
-    name = f"{args.backend} ({args.form}), {manifest.model} {manifest.version}"
-    sync = SyncConfig(slop=args.slop, modality_timeout=args.modality_timeout)
-    evaluator = BagEvaluator(backend, manifest.input_size, sync, {**DEFAULT_TOPICS, **args.topics}, name=name,
-                             keep_predictions=args.save_predictions)
+    return SyncConfig(slop=args.slop, modality_timeout=args.modality_timeout)
+
+
+def _bag_topics(args: argparse.Namespace) -> dict[str, str]:
+    from binseg_ros.bags.make import DEFAULT_TOPICS
+
+    return {**DEFAULT_TOPICS, **args.topics}
+
+
+def cmd_evaluate_bag(args: argparse.Namespace) -> int:
+    from binseg_ros.bags.evaluate import BagEvaluator
+    from binseg_ros.bags.report import write_report
+    from binseg_ros.engines.locate import locate_engine_dir
+
+    evaluator = BagEvaluator.for_engines(locate_engine_dir(args.engine_dir), args.backend, args.form, _bag_sync(args),
+                                         _bag_topics(args), keep_predictions=args.save_predictions)
     evaluation = evaluator.run(args.bag, _bag_truth(args))
     report = write_report(evaluation, args.out, f"Bag evaluation: {args.bag.name}")
     overall = evaluation.overall()
@@ -251,14 +255,11 @@ def cmd_evaluate_bag(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from binseg_ros.bags.make import DEFAULT_TOPICS
     from binseg_ros.ros.replay import ReplayOptions, run_replay
-    from binseg_ros.sync import SyncConfig
 
     options = ReplayOptions(
         bag=args.bag, out=args.out, engine_dir=args.engine_dir, backend=args.backend, form=args.form,
-        topics={**DEFAULT_TOPICS, **args.topics}, sync=SyncConfig(slop=args.slop, modality_timeout=args.modality_timeout),
-        rate=args.rate, node_running=args.node_running, node_name=args.node_name,
+        topics=_bag_topics(args), sync=_bag_sync(args), rate=args.rate, node_running=args.node_running, node_name=args.node_name,
     )
     report = run_replay(options, _bag_truth(args))
     print(report.read_text().split("\n\n| run")[0] + f"\nreport: {report}")

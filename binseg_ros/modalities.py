@@ -53,3 +53,8 @@ def all_subsets() -> list[Subset]:
     return [
         combo for size in range(len(MODALITIES), 0, -1) for combo in combinations(MODALITIES, size)
     ]
+
+
+def image_topic(modality: str) -> str:
+    """The camera topic the node subscribes to for ``modality``, relative to its namespace."""
+    return f"{modality}/image"

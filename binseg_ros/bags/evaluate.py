@@ -25,9 +25,11 @@ import numpy as np
 from tqdm import tqdm
 
 from binseg_ros.backends.base import Backend
+from binseg_ros.backends.factory import create_backend
 from binseg_ros.bags.groundtruth import GroundTruth
 from binseg_ros.bags.io import bag_span, bag_topics, read_messages, stamp_ns
 from binseg_ros.bags.make import DEFAULT_TOPICS
+from binseg_ros.engines.manifest import Manifest
 from binseg_ros.errors import BagError
 from binseg_ros.images import ingest
 from binseg_ros.metrics import FrameScore, score_frame, summarize, to_uint8
@@ -126,6 +128,14 @@ class BagEvaluator:
         self.thermal_gain = thermal_gain
         self.thermal_offset = thermal_offset
         self.threshold = threshold
+
+    @classmethod
+    def for_engines(cls, folder: Path, backend: str, form: str, sync: SyncConfig, topics: Mapping[str, str],
+                    keep_predictions: bool = False) -> BagEvaluator:
+        """An evaluator on the engine folder's model, named after backend, form and model version."""
+        manifest = Manifest.load(folder)
+        return cls(create_backend(backend, manifest, form), manifest.input_size, sync, topics,
+                   name=f"{backend} ({form}), {manifest.model} {manifest.version}", keep_predictions=keep_predictions)
 
     def run(self, bag: str | Path, truth: GroundTruth, progress: bool = True) -> BagEvaluation:
         bag = Path(bag)

@@ -82,7 +82,7 @@ class BagMessage:
     topic: str
     log_time: int  # ns, when the recorder received it
     msg: Any  # deserialised rosbags message; None if it could not be decoded
-    raw: bytes
+    raw: bytes | memoryview  # the CDR bytes as the storage returned them (no copy)
 
 
 def bag_topics(path: str | Path) -> dict[str, str]:
@@ -113,7 +113,7 @@ def read_messages(path: str | Path, topics: Iterable[str]) -> Iterator[BagMessag
                     msg = TYPESTORE.deserialize_cdr(raw, connection.msgtype)
                 except Exception:  # noqa: BLE001 - any decoding failure is one counted bad message
                     msg = None
-                yield BagMessage(connection.topic, log_time, msg, bytes(raw))
+                yield BagMessage(connection.topic, log_time, msg, raw)
         except Exception as exc:  # sqlite/mcap/zstd errors from a damaged file mid-read
             raise BagError(f"{path}: the bag is damaged and could not be read to the end ({exc})") from exc
 

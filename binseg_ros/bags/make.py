@@ -25,9 +25,9 @@ from tqdm import tqdm
 from binseg_ros.bags.io import BagWriter, image_message
 from binseg_ros.datasets import CAMERA_ENCODING, FolderLayout, LabelMap, camera_frames, load_frame, resize_frame
 from binseg_ros.errors import BagError, InputError
-from binseg_ros.modalities import MODALITIES
+from binseg_ros.modalities import MODALITIES, image_topic
 
-DEFAULT_TOPICS = {m: f"/{m}/image" for m in MODALITIES}  # the node's topics in the root namespace
+DEFAULT_TOPICS = {m: f"/{image_topic(m)}" for m in MODALITIES}  # the node's topics in the root namespace
 DEFAULT_GT_TOPIC = "/ground_truth/mask"
 START_NS = 1_700_000_000_000_000_000  # a fixed epoch, so a bag is reproducible byte for byte
 

@@ -19,7 +19,8 @@ SOURCES = Path(__file__).resolve().parent
 FREQUENCY_SPLIT = SOURCES / "frequency_split.cu"
 CUBIN_ARCHS = ("sm_87", "sm_90", "sm_110")
 PTX_ARCH = "compute_110"
-NVCC_FLAGS = ("-O3", "-std=c++17", "-Werror", "all-warnings", "-Xptxas", "-v,-warn-spills,-warn-lmem-usage")
+NVCC_FLAGS = ("-O3", "-std=c++17", "-Werror", "all-warnings")
+PTXAS_FLAGS = ("-Xptxas", "-v,-warn-spills,-warn-lmem-usage")  # cubins only: PTX is not assembled here
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ def compile_cubin(source: Path, arch: str, out_dir: Path) -> tuple[Path, list[Ke
     """``source`` → ``out_dir/<stem>.<arch>.cubin``; returns it with ptxas' per-kernel report."""
     out_dir.mkdir(parents=True, exist_ok=True)
     output = out_dir / f"{source.stem}.{arch}.cubin"
-    result = _run([nvcc(), "-cubin", f"-arch={arch}", *NVCC_FLAGS, "-o", str(output), str(source)])
+    result = _run([nvcc(), "-cubin", f"-arch={arch}", *NVCC_FLAGS, *PTXAS_FLAGS, "-o", str(output), str(source)])
     return output, parse_ptxas(result.stderr)
 
 
@@ -53,8 +54,7 @@ def compile_ptx(source: Path, arch: str, out_dir: Path) -> Path:
     """``source`` → ``out_dir/<stem>.<arch>.ptx`` (portable to later GPUs through the driver JIT)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     output = out_dir / f"{source.stem}.{arch}.ptx"
-    _run([nvcc(), "-ptx", f"-arch={arch}", "-O3", "-std=c++17", "-Werror", "all-warnings", "-o", str(output),
-          str(source)])
+    _run([nvcc(), "-ptx", f"-arch={arch}", *NVCC_FLAGS, "-o", str(output), str(source)])
     return output
 
 

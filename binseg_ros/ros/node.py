@@ -22,7 +22,7 @@ from binseg_ros.backends.factory import create_backend, resolve
 from binseg_ros.engines.locate import locate_engine_dir
 from binseg_ros.engines.manifest import Manifest
 from binseg_ros.errors import BinsegError
-from binseg_ros.modalities import all_subsets
+from binseg_ros.modalities import all_subsets, image_topic
 from binseg_ros.postprocess import overlay
 from binseg_ros.images import ingest
 from binseg_ros.ros.conversions import to_image
@@ -52,7 +52,7 @@ class SegmentNode(Node):
         self.runtime = SegmentationRuntime(segmenter, sync, self._publish)
 
         self._image_subs = {
-            m: self.create_subscription(Image, f"{m}/image", partial(self._on_image, m), s.input_qos())
+            m: self.create_subscription(Image, image_topic(m), partial(self._on_image, m), s.input_qos())
             for m in s.modalities
         }
         self._mask_pub = self.create_publisher(Image, "~/mask", OUTPUT_QOS)

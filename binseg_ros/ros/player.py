@@ -20,7 +20,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from binseg_ros.datasets import CAMERA_ENCODING
-from binseg_ros.modalities import MODALITIES
+from binseg_ros.modalities import MODALITIES, image_topic
 from binseg_ros.ros.conversions import to_image
 
 @dataclass
@@ -39,7 +39,7 @@ class FramePlayer(Node):
     def __init__(self, target: str = "segment_node", name: str = "binseg_player") -> None:
         super().__init__(name)
         self.target = target
-        self.pubs = {m: self.create_publisher(Image, f"{m}/image", qos_profile_sensor_data) for m in MODALITIES}
+        self.pubs = {m: self.create_publisher(Image, image_topic(m), qos_profile_sensor_data) for m in MODALITIES}
         self.masks: list[ReceivedMask] = []
         self.diagnostics: list[DiagnosticArray] = []
         self.create_subscription(Image, f"/{target}/mask", self._on_mask, 50)

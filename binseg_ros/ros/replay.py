@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,8 @@ from tqdm import tqdm
 
 from binseg_ros.bags.io import DIAGNOSTICS, IMAGE, TYPESTORE, BagWriter, bag_span, read_messages, stamp_ns
 from binseg_ros.errors import BagError
+from binseg_ros.images import image_view
+from binseg_ros.modalities import image_topic
 from binseg_ros.sync import SyncConfig
 
 DRAIN_S = 3.0  # wall seconds to wait for the last masks after the bag ends
@@ -77,8 +79,7 @@ class BagPlayer(Node):
 
     def _decode(self, raw: bytes) -> tuple[int, np.ndarray]:
         msg = TYPESTORE.deserialize_cdr(raw, IMAGE)
-        dtype = np.float32 if msg.encoding == "32FC1" else np.uint8
-        return stamp_ns(msg.header), msg.data.view(dtype).reshape(msg.height, msg.width).copy()
+        return stamp_ns(msg.header), image_view(msg).copy()  # copy: the view would pin the CDR buffer
 
     def _on_mask(self, raw: bytes) -> None:
         received = time.monotonic()
@@ -121,7 +122,7 @@ def replay_bag(bag: str | Path, out_bag: str | Path, topics: Mapping[str, str], 
                 player.tick(message.log_time)
                 if message.msg is None:
                     continue  # undecodable: the offline evaluation counts it; the node would never see it
-                player.play(message.topic, message.raw, stamp_ns(message.msg.header))
+                player.play(message.topic, bytes(message.raw), stamp_ns(message.msg.header))
                 played[by_topic[message.topic]] += 1
             wall = time.monotonic() - began
             drain_until = time.monotonic() + DRAIN_S
@@ -206,28 +207,24 @@ def run_replay(options: ReplayOptions, truth) -> Path:  # type: ignore[no-untype
     import json
     import os
 
-    from binseg_ros.backends.factory import create_backend
     from binseg_ros.bags.evaluate import BagEvaluator
     from binseg_ros.bags.report import write_report
     from binseg_ros.engines.locate import locate_engine_dir
-    from binseg_ros.engines.manifest import Manifest
     from binseg_ros.metrics import summarize
     from binseg_ros.ros.process import NodeProcess, local_ros_environment
 
     folder = locate_engine_dir(options.engine_dir)
-    manifest = Manifest.load(folder)
     out_bag = options.out / "recorded"
     if out_bag.exists():
         raise BagError(f"{out_bag} exists; choose a new --out")
-    name = f"{options.backend} ({options.form}), {manifest.model} {manifest.version}"
-    backend = create_backend(options.backend, manifest, options.form)
-    offline = BagEvaluator(backend, manifest.input_size, options.sync, options.topics, name=name).run(options.bag, truth)
+    evaluator = BagEvaluator.for_engines(folder, options.backend, options.form, options.sync, options.topics)
+    offline = evaluator.run(options.bag, truth)
     write_report(offline, options.out / "offline", f"Offline evaluation: {options.bag.name}")
     node = None
     if not options.node_running:
         env = local_ros_environment()
         os.environ.update(env)
-        node = NodeProcess(folder, env, remaps={f"{m}/image": t for m, t in options.topics.items()}, use_sim_time=True,
+        node = NodeProcess(folder, env, remaps={image_topic(m): t for m, t in options.topics.items()}, use_sim_time=True,
                            backend=options.backend, frequency_form=options.form, slop=options.sync.slop,
                            modality_timeout=options.sync.modality_timeout)
     rclpy.init()
@@ -243,7 +240,7 @@ def run_replay(options: ReplayOptions, truth) -> Path:  # type: ignore[no-untype
         "bag": str(options.bag), "recorded": str(out_bag), "rate": options.rate,
         "bag_duration_s": result.bag_duration_s, "wall_s": result.wall_s,
         "wall_over_duration": result.wall_s / result.bag_duration_s, "played": result.played,
-        **{k: v for k, v in asdict(comparison).items() if k != "scores"},
+        **{f.name: getattr(comparison, f.name) for f in fields(comparison) if f.name != "scores"},
         "live_metrics": summarize(comparison.scores) if comparison.scores else {},
         "offline_metrics": offline.overall(),
     }

@@ -19,7 +19,9 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
-    package_data={PACKAGE: ["sample/*.md", "sample/*/*.png", "training/splits/*.yaml", "kernels/*.cu"]},
+    package_data={
+        PACKAGE: ["sample/*.md", "sample/*/*.png", "training/splits/*.yaml", "kernels/*.cu", "kernels/*.h", "kernels/*.cpp"]
+    },
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),

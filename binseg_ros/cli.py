@@ -82,6 +82,7 @@ def _labels(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 def cmd_export(args: argparse.Namespace) -> int:
     from binseg_ros.engines.export import export_engine_folder
     from binseg_ros.modalities import subset_name
+    from binseg_ros.forms import FREQUENCY_FORMS
 
     with tempfile.TemporaryDirectory() as scratch:
         checkpoint = args.checkpoint
@@ -94,7 +95,12 @@ def cmd_export(args: argparse.Namespace) -> int:
             checkpoint = save_checkpoint(BinSegNet(), Path(scratch) / "untrained.pt", {"version": "untrained"})
             LOG.warning("no --checkpoint given: exporting freshly initialised (untrained) weights, seed %d", args.seed)
         manifest = export_engine_folder(
-            checkpoint, args.out, args.size, forms=args.forms, subsets=args.subsets, progress=not args.quiet
+            checkpoint,
+            args.out,
+            args.size,
+            forms=args.forms or FREQUENCY_FORMS,
+            subsets=args.subsets,
+            progress=not args.quiet,
         )
     print(f"wrote {manifest.path} ({len(manifest.subsets)} subsets: {', '.join(manifest.subsets)})")
     for name, entry in manifest.subsets.items():
@@ -128,6 +134,25 @@ def cmd_bench_node(args: argparse.Namespace) -> int:
     from binseg_ros.engines.locate import locate_engine_dir
 
     return run_node_bench(locate_engine_dir(args.engine_dir), args.runs, args.count, args.rate)
+
+
+def cmd_bench_frequency(args: argparse.Namespace) -> int:
+    from binseg_ros.bench.frequency import run_frequency_bench
+
+    return run_frequency_bench(args.runs, args.warmup, args.channels)
+
+
+def cmd_bench_gpu_network(args: argparse.Namespace) -> int:
+    from binseg_ros.bench.gpu_network import run_gpu_network_bench
+
+    return run_gpu_network_bench(args.checkpoint, args.size, args.runs, args.warmup)
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from binseg_ros.engines.locate import locate_engine_dir
+    from binseg_ros.engines.tensorrt_build import run_build
+
+    return run_build(locate_engine_dir(args.engine_dir), args.precision, args.cache, args.subsets, args.plugin_library)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -283,7 +308,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--size", type=parse_size, default=(240, 320), help="static input HEIGHTxWIDTH (240x320 keeps CPU real-time)"
     )
-    export.add_argument("--forms", type=_csv, default=["matmul", "fft"], help="frequency forms: matmul,fft")
+    export.add_argument(
+        "--forms",
+        type=_csv,
+        help="frequency forms (default: all): matmul,fft (any ONNX runtime), kernel (TensorRT plugin nodes)",
+    )
     export.add_argument("--subsets", type=_csv, help="comma list like rgb+depth,thermal (default: all 7)")
     export.add_argument("--seed", type=int, default=0, help="seed for untrained weights")
     export.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -365,6 +394,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--passes", type=int, default=5, help="times each phase cycles through the sample")
     demo.set_defaults(func=cmd_demo)
 
+    build = verbs.add_parser("build", help="TensorRT plans for every subset, cached per GPU and TensorRT version")
+    build.add_argument("--engine-dir", type=Path, help="engine folder (default: the installed model)")
+    build.add_argument("--precision", default="fp16", help="fp16 | fp32 | int8 (Q/DQ graphs only)")
+    build.add_argument("--cache", type=Path, help="plan cache folder (default: $BINSEG_PLAN_CACHE or ~/.cache)")
+    build.add_argument("--subsets", type=_csv, help="comma list like rgb+depth,thermal (default: all)")
+    build.add_argument(
+        "--plugin-library", default="auto", help="frequency-branch plugin: auto (build it here) | none | PATH"
+    )
+    build.set_defaults(func=cmd_build)
+
     bench = verbs.add_parser("bench", help="benchmarks (latency ratios against a baseline in the same run)")
     bench_verbs = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
     model = bench_verbs.add_parser("model", help="ONNX Runtime CPU latency per subset vs torch eager")
@@ -380,6 +419,17 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_argument("--count", type=int, default=100, help="frame sets played end to end")
     node.add_argument("--rate", type=float, default=10.0, help="camera rate in Hz for the end-to-end part")
     node.set_defaults(func=cmd_bench_node)
+    frequency = bench_verbs.add_parser("frequency", help="GPU: frequency-branch kernel vs cuFFT vs matmul per plane")
+    frequency.add_argument("--runs", type=int, default=200, help="timed runs per case (median reported)")
+    frequency.add_argument("--warmup", type=int, default=20)
+    frequency.add_argument("--channels", type=int, default=64)
+    frequency.set_defaults(func=cmd_bench_frequency)
+    gpu_network = bench_verbs.add_parser("gpu-network", help="GPU: torch eager vs kernels + CUDA graphs per subset")
+    gpu_network.add_argument("--checkpoint", type=Path, default=Path("engines/binseg_s/weights.pt"))
+    gpu_network.add_argument("--size", type=parse_size, default=(480, 640), help="input HEIGHTxWIDTH")
+    gpu_network.add_argument("--runs", type=int, default=300, help="timed runs per subset (p50/p99 reported)")
+    gpu_network.add_argument("--warmup", type=int, default=30)
+    gpu_network.set_defaults(func=cmd_bench_gpu_network)
     return parser
 
 

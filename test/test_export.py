@@ -1,26 +1,35 @@
-"""`binseg export`: 7 subsets x 2 frequency forms, checked graphs, ORT == torch within 1e-4."""
+"""`binseg export`: 7 subsets x 3 frequency forms, checked graphs, ORT == torch within 1e-4, and the
+plugin-node (``kernel``) graphs wired exactly like the plugin-free ones."""
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 import torch
+from onnx import helper, numpy_helper
 
 from binseg_ros.backends.onnxruntime import OnnxRuntimeBackend
 from binseg_ros.engines.export import export_subset_onnx
 from binseg_ros.engines.manifest import Manifest
-from binseg_ros.errors import InputError, ManifestError, ModalityError
+from binseg_ros.errors import BackendError, InputError, ManifestError, ModalityError
 from binseg_ros.hashing import sha256_file
+from binseg_ros.kernels.plugin import PLUGIN_NAME, PLUGIN_NAMESPACE, PLUGIN_VERSION
+from binseg_ros.forms import FREQUENCY_FORMS
+from binseg_ros.model.frequency import FrequencySplit
 from binseg_ros.model.normalization import Normalization
 from binseg_ros.modalities import CHANNELS, all_subsets, subset_name
 from binseg_ros.model import SubsetGraph
 from binseg_ros.preprocess import prepare_inputs
 
 from conftest import EXPORT_SIZE, frame_inputs, random_inputs
+from test_kernels import circular_taps
 
 SUBSETS = all_subsets()
-FORMS = ("matmul", "fft")
+FORMS = ("matmul", "fft")  # the forms ONNX Runtime runs; "kernel" holds TensorRT plugin nodes
 
 
 def test_manifest_lists_every_subset_with_hashes(engine_folder, checkpoint):
@@ -32,15 +41,15 @@ def test_manifest_lists_every_subset_with_hashes(engine_folder, checkpoint):
     assert manifest.weights.sha256 == sha256_file(checkpoint)
     assert manifest.normalization["thermal_min_std"] == pytest.approx(Normalization().thermal_min_std)
     for entry in manifest.subsets.values():
-        assert set(entry.onnx) == set(FORMS)
+        assert set(entry.onnx) == set(FREQUENCY_FORMS)
         for ref in entry.onnx.values():
             assert ref.sha256 == sha256_file(manifest.root / ref.file)
     manifest.verify()
 
 
-@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("form", FREQUENCY_FORMS)
 @pytest.mark.parametrize("subset", SUBSETS, ids="+".join)
-def test_graph_is_checked_static_and_contains_only_its_modalities(engine_folder, subset, form):
+def test_graph_is_checked_static_and_contains_only_its_modalities(engine_folder, calibrated_net, subset, form):
     path = engine_folder.onnx_path(subset, form)
     onnx.checker.check_model(str(path), full_check=True)
     model = onnx.load(path)
@@ -52,11 +61,21 @@ def test_graph_is_checked_static_and_contains_only_its_modalities(engine_folder,
     encoders = {name.split(".")[2] for name in (i.name for i in model.graph.initializer) if ".encoders." in name}
     assert encoders == set(subset)
     ops = {node.op_type for node in model.graph.node}
-    if form == "matmul":
+    if form == "fft":
+        assert "DFT" in ops
+    else:
         assert "DFT" not in ops  # TensorRT <= 11.1 cannot parse DFT
         assert not ops & {"Cos", "Sin"}  # DFT matrices were folded into initialisers
+    plugins = [node for node in model.graph.node if node.op_type == PLUGIN_NAME]
+    if form == "kernel":
+        splits = sum(isinstance(module, FrequencySplit) for module in calibrated_net.modules())
+        assert len(plugins) == splits  # one plugin node per decoder frequency branch
+        for node in plugins:
+            assert node.domain == PLUGIN_NAMESPACE and len(node.input) == 2 and len(node.output) == 2
+            attributes = {a.name: helper.get_attribute_value(a).decode() for a in node.attribute}
+            assert attributes == {"plugin_version": PLUGIN_VERSION, "plugin_namespace": PLUGIN_NAMESPACE}
     else:
-        assert "DFT" in ops
+        assert not plugins
 
 
 @pytest.mark.parametrize("form", FORMS)
@@ -79,6 +98,57 @@ def test_onnxruntime_matches_torch_on_random_and_real_inputs(engine_folder, cali
         assert np.mean((reference > 0.02) & (reference < 0.98)) > 0.05
 
 
+def _reference_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The plugin graph with each plugin node replaced by what the plugin computes.
+
+    ``low = K_H · x · K_W`` with circulant taps from the node's own ``sigma`` input (float64
+    numpy, independent of the torch op) and ``high = x - low``, as plain MatMul/Sub nodes.
+    """
+    constants = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in model.graph.value_info}
+    nodes = []
+    for index, node in enumerate(model.graph.node):
+        if node.op_type != PLUGIN_NAME:
+            nodes.append(node)
+            continue
+        x, sigma = node.input
+        low, high = node.output
+        _, channels, height, width = shapes[x]
+        matrices = []
+        for axis, n in (("h", height), ("w", width)):
+            taps = np.stack([circular_taps(float(s), n) for s in constants[sigma]])
+            circulant = taps[:, (np.arange(n)[:, None] - np.arange(n)[None, :]) % n]
+            name = f"reference_{index}_{axis}"
+            model.graph.initializer.append(numpy_helper.from_array(circulant.astype(np.float32), name))
+            matrices.append(name)
+        assert constants[sigma].shape == (channels,)
+        nodes += [
+            helper.make_node("MatMul", [matrices[0], x], [f"reference_{index}_rows"]),
+            helper.make_node("MatMul", [f"reference_{index}_rows", matrices[1]], [low]),
+            helper.make_node("Sub", [x, low], [high]),
+        ]
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    return model
+
+
+@pytest.mark.parametrize("subset", [("rgb", "depth", "thermal"), ("thermal",)], ids="+".join)
+def test_plugin_graph_is_the_plugin_free_graph_with_the_kernel_in_place(engine_folder, real_frames, subset):
+    """The plugin nodes get the right tensors: x, its cutoffs, and low/high in that order."""
+    plugin_graph = onnx.load(engine_folder.onnx_path(subset, "kernel"))
+    session = ort.InferenceSession(_reference_nodes(plugin_graph).SerializeToString(), providers=["CPUExecutionProvider"])
+    backend = OnnxRuntimeBackend(engine_folder, "matmul")
+    inputs = prepare_inputs(frame_inputs(real_frames[1]), EXPORT_SIZE)
+    case = {m: inputs[m] for m in subset}
+    (probability,) = session.run(["probability"], case)
+    assert np.abs(probability[0, 0] - backend.run(case)).max() <= 1e-4
+
+
+def test_onnxruntime_refuses_the_plugin_form_with_a_clear_error(engine_folder):
+    with pytest.raises(BackendError, match="TensorRT plugin nodes"):
+        OnnxRuntimeBackend(engine_folder, "kernel")
+
+
 def test_backend_rejects_wrong_shapes_and_unknown_subsets(engine_folder):
     backend = OnnxRuntimeBackend(engine_folder, "matmul")
     good = random_inputs(EXPORT_SIZE)
@@ -97,7 +167,7 @@ def test_backend_rejects_wrong_shapes_and_unknown_subsets(engine_folder):
 def test_graphs_share_one_deduplicated_tensor_file(engine_folder):
     root = engine_folder.root
     graphs = sorted(root.glob("*.onnx"))
-    assert len(graphs) == 14 and all(g.stat().st_size < 1_000_000 for g in graphs)
+    assert len(graphs) == 7 * len(FREQUENCY_FORMS) and all(g.stat().st_size < 1_000_000 for g in graphs)
     referenced = 0
     for graph in graphs:
         model = onnx.load(graph, load_external_data=False)
@@ -182,5 +252,6 @@ def test_backend_factory_errors(engine_folder):
 
     with pytest.raises(BackendError, match="unknown backend 'openvino'"):
         create_backend("openvino", engine_folder)
-    with pytest.raises(BackendError, match="tensorrt backend is not part of this release"):
-        create_backend("tensorrt", engine_folder)
+    if importlib.util.find_spec("tensorrt") is None:  # where it is installed, test_tensorrt.py runs it
+        with pytest.raises(BackendError, match="the tensorrt backend needs the TensorRT Python package"):
+            create_backend("tensorrt", engine_folder)

@@ -44,7 +44,7 @@ def test_ptxas_report_parser_reads_spills():
         "k", 255, 16, 8, 4)
 
 
-def _taps(sigma: float, n: int) -> np.ndarray:
+def circular_taps(sigma: float, n: int) -> np.ndarray:
     """k_n[d] as ``binseg_lowpass_taps`` computes it (float64 here)."""
     k = np.arange(n)
     f = np.where(k < (n + 1) // 2, k, k - n) / n
@@ -61,7 +61,7 @@ def test_separable_circular_convolution_is_the_fft_branch(plane, sigma):
     fy = np.fft.fftfreq(height)[:, None]
     fx = np.fft.rfftfreq(width)[None, :]
     reference = np.fft.irfft2(np.fft.rfft2(x) * np.exp(-(fy**2 + fx**2) / (2 * sigma**2)), s=plane)
-    kh, kw = _taps(sigma, height), _taps(sigma, width)
+    kh, kw = circular_taps(sigma, height), circular_taps(sigma, width)
     circulant_h = kh[(np.arange(height)[:, None] - np.arange(height)[None, :]) % height]
     circulant_w = kw[(np.arange(width)[:, None] - np.arange(width)[None, :]) % width]
     low = circulant_h @ x @ circulant_w.T  # rows[i][j] = sum_m x[i][m] k_W[j - m], then the columns

@@ -101,7 +101,7 @@ def test_use_sim_time_follows_the_clock_topic(fast_engine, ros_harness, frames):
         ({"modalities": "rgb+lidar"}, "parameter 'modalities' = 'rgb+lidar': unknown modality 'lidar'"),
         ({"modalities": "rgb", "required_modalities": "thermal"}, "names thermal, which 'modalities' does not"),
         ({"qos.reliability": "sometimes"}, "parameter 'qos.reliability'"),
-        ({"backend": "tensorrt"}, "tensorrt backend is not part of this release"),
+        ({"backend": "tensorrt"}, "the tensorrt backend needs the TensorRT Python package"),  # no TensorRT here
     ],
 )
 def test_invalid_parameters_stop_startup_naming_them(fast_engine, params, message):

@@ -52,7 +52,8 @@ def test_wheel_installs_what_ros2_run_and_launch_expect(tmp_path):
     assert "binseg = binseg_ros.cli:main" in scripts
     assert "segment_node = binseg_ros.ros.node:main" in scripts
     assert {f"binseg_ros/sample/{d}/51.png" for d in ("RGB", "Depth", "Thermal")} <= names
-    assert "binseg_ros/kernels/frequency_split.cu" in names  # built on the robot for its GPU
+    kernels = {"frequency_split.cu", "frequency_split.h", "frequency_split_plugin.cpp"}  # built on the robot
+    assert {f"binseg_ros/kernels/{name}" for name in kernels} <= names
     engine = f"{data}binseg_ros/engines/binseg_s/"  # the shipped trained model, where locate() looks
     assert {engine + f for f in ("manifest.yaml", "weights.pt", "tensors.bin", "model_card.md",
                                  "rgb_depth_thermal.matmul.onnx", "thermal.fft.onnx")} <= names

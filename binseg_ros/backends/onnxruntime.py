@@ -9,7 +9,9 @@ import onnxruntime as ort
 
 from binseg_ros.backends.base import check_arrays
 from binseg_ros.engines.manifest import OUTPUT_NAME, Manifest
+from binseg_ros.errors import BackendError
 from binseg_ros.modalities import Subset, subset_name
+from binseg_ros.forms import PORTABLE_FORMS
 
 
 class OnnxRuntimeBackend:
@@ -23,6 +25,10 @@ class OnnxRuntimeBackend:
     name = "onnxruntime"
 
     def __init__(self, manifest: Manifest, form: str = "matmul", intra_op_threads: int = 0) -> None:
+        if form not in PORTABLE_FORMS:
+            raise BackendError(
+                f"the {form!r} graphs hold TensorRT plugin nodes; ONNX Runtime runs {' or '.join(PORTABLE_FORMS)}"
+            )
         self.manifest = manifest
         self.form = form
         self._options = ort.SessionOptions()

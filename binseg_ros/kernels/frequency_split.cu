@@ -9,8 +9,10 @@
 //
 // so one thread block per (batch, channel) plane runs two small convolutions in shared memory
 // with fp32 accumulation, for every plane size (no power-of-two restriction, no cuFFT plan).
-// I/O is fp32 or fp16. Plain CUDA C++: no torch or TensorRT headers, so the same object goes
-// into the torch custom op (launched through the driver API) and the TensorRT plugin.
+// I/O is fp32 or fp16. Plain CUDA C++: no torch or TensorRT headers, so the same host launcher
+// (frequency_split.h) serves the torch custom op (through ctypes) and the TensorRT plugin.
+
+#include "frequency_split.h"  // the host API below, declared once for every caller
 
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -137,18 +139,21 @@ extern "C" cudaError_t binseg_launch_frequency_split(const void* x, const float*
     if (planes <= 0 || channels <= 0 || height <= 0 || width <= 0 || planes % channels != 0) {
         return cudaErrorInvalidValue;
     }
+    const size_t smem = binseg_frequency_split_smem_bytes(height, width);
+    const void* kernel = half_io ? reinterpret_cast<const void*>(binseg_frequency_split_f16)
+                                 : reinterpret_cast<const void*>(binseg_frequency_split_f32);
+    const cudaError_t status = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                    static_cast<int>(smem));
+    if (status != cudaSuccess) {
+        // The plane does not fit in this GPU's shared memory. Nothing was enqueued; clear the
+        // runtime's last-error slot so the caller's next, valid launch does not report it.
+        (void)cudaGetLastError();
+        return status;
+    }
     float* taps_h = taps;
     float* taps_w = taps + channels * height;
     binseg_lowpass_taps<<<dim3((height + 127) / 128, channels), 128, 0, stream>>>(sigma, channels, height, taps_h);
     binseg_lowpass_taps<<<dim3((width + 127) / 128, channels), 128, 0, stream>>>(sigma, channels, width, taps_w);
-    const size_t smem = binseg_frequency_split_smem_bytes(height, width);
-    const void* kernel = half_io ? reinterpret_cast<const void*>(binseg_frequency_split_f16)
-                                 : reinterpret_cast<const void*>(binseg_frequency_split_f32);
-    cudaError_t status = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                              static_cast<int>(smem));
-    if (status != cudaSuccess) {
-        return status;  // the plane does not fit in this GPU's shared memory
-    }
     if (half_io) {
         binseg_frequency_split_f16<<<planes, kThreads, smem, stream>>>(
             static_cast<const __half*>(x), taps_h, taps_w, static_cast<__half*>(low), static_cast<__half*>(high),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from binseg_ros.model.frequency import FREQUENCY_FORMS, FrequencyForm
+from binseg_ros.forms import FREQUENCY_FORMS, FrequencyForm
 from binseg_ros.model.normalization import Normalization
 
 

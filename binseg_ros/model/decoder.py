@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from binseg_ros.model.frequency import FrequencyForm, FrequencySplit
+from binseg_ros.forms import FrequencyForm
+from binseg_ros.model.frequency import FrequencySplit
 from binseg_ros.model.layers import ConvBNAct, SeparableConv
 
 

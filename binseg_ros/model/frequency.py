@@ -7,6 +7,9 @@ Two implementations share one interface (:data:`FREQUENCY_FORMS`):
 - ``matmul``: the same real 2-D DFT written as products with precomputed cosine / sine
   matrices. No FFT op anywhere, so ONNX Runtime, every TensorRT version and any other
   runtime can take it; at the network's small plane sizes (≤ 120×160) the matmuls are cheap.
+- ``kernel``: the project's op ``torch.ops.binseg.frequency_split`` (the CUDA kernels on a
+  GPU, their separable-convolution reference elsewhere); it exports as the TensorRT plugin
+  node. Inference only (:mod:`binseg_ros.kernels.ops`).
 
 The filter ``G`` is real, non-negative and even in both frequency axes (a per-channel
 Gaussian low-pass with a learnable cutoff), so the filtered spectrum stays Hermitian and
@@ -17,14 +20,12 @@ defined in cycles per sample, the same weights work at every plane size (60×80,
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import torch
 from torch import nn
 
-FrequencyForm = Literal["fft", "matmul"]
-FREQUENCY_FORMS: tuple[FrequencyForm, ...] = ("fft", "matmul")
-
+from binseg_ros.forms import FREQUENCY_FORMS, FrequencyForm
+from binseg_ros.kernels.ops import frequency_split
 
 def _signed_frequencies(n: int) -> torch.Tensor:
     """``numpy.fft.fftfreq(n)`` built from ``arange`` so it traces into any graph."""
@@ -104,12 +105,15 @@ class FrequencySplit(nn.Module):
 
     def __init__(self, channels: int, form: FrequencyForm = "fft", init_cutoff: float = 0.08) -> None:
         super().__init__()
-        if form not in SPECTRAL_FILTERS:
+        if form not in FREQUENCY_FORMS:
             raise ValueError(f"unknown frequency form {form!r}; expected one of {FREQUENCY_FORMS}")
         self.form: FrequencyForm = form
         self.log_sigma = nn.Parameter(torch.full((channels,), math.log(init_cutoff)))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        gain = gaussian_lowpass(self.log_sigma.exp(), x.shape[-2], x.shape[-1])
+        sigma = self.log_sigma.exp()
+        if self.form == "kernel":
+            return frequency_split(x, sigma)
+        gain = gaussian_lowpass(sigma, x.shape[-2], x.shape[-1])
         low = SPECTRAL_FILTERS[self.form](x, gain)
         return low, x - low

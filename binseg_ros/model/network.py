@@ -8,11 +8,12 @@ import torch
 from torch import nn
 
 from binseg_ros.errors import InputError
+from binseg_ros.forms import FrequencyForm
 from binseg_ros.modalities import CHANNELS, MODALITIES, Subset, parse_subset
 from binseg_ros.model.config import ModelConfig
 from binseg_ros.model.decoder import FrequencyGuidedDecoder
 from binseg_ros.model.encoder import ModalityEncoder
-from binseg_ros.model.frequency import FrequencyForm, FrequencySplit
+from binseg_ros.model.frequency import FrequencySplit
 from binseg_ros.model.fusion import DifferentialPerceptionFusion
 from binseg_ros.model.normalization import InputNormalizer
 

@@ -42,7 +42,9 @@ class SegmentNode(Node):
         self.settings = s = declare_settings(self)
         manifest = Manifest.load(locate_engine_dir(s.engine_dir))
         manifest.verify()
-        backend = create_backend(s.backend, manifest, s.frequency_form, s.device)
+        backend = create_backend(
+            s.backend, manifest, s.frequency_form, s.device, precision=s.precision, plugin_library=s.plugin_library
+        )
         self.backend_name = resolve(s.backend)
         segmenter = Segmenter(backend, manifest.input_size, s.threshold)
         for subset in all_subsets():  # every engine a fallback may need, before the first frame

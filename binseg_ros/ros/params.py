@@ -18,7 +18,8 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from binseg_ros.backends.factory import BACKEND_NAMES
 from binseg_ros.errors import BinsegError, ModalityError
 from binseg_ros.modalities import Subset, parse_subset
-from binseg_ros.model.frequency import FREQUENCY_FORMS
+from binseg_ros.engines.plans import PRECISIONS
+from binseg_ros.forms import PORTABLE_FORMS
 
 Check = Callable[[object], str | None]
 
@@ -63,8 +64,10 @@ class ParamSpec:
 PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("backend", "auto", "inference runtime: auto | onnxruntime | torch | tensorrt", _one_of(*BACKEND_NAMES)),
     ParamSpec("engine_dir", "", "engine folder with manifest.yaml; empty = the installed default model"),
-    ParamSpec("frequency_form", "matmul", "ONNX graph form for onnxruntime: matmul | fft", _one_of(*FREQUENCY_FORMS)),
+    ParamSpec("frequency_form", "matmul", "ONNX graph form for onnxruntime: matmul | fft", _one_of(*PORTABLE_FORMS)),
     ParamSpec("device", "cpu", "torch backend device: cpu | cuda | cuda:N"),
+    ParamSpec("precision", "fp16", "tensorrt precision: fp16 | fp32 | int8 (Q/DQ graphs only)", _one_of(*PRECISIONS)),
+    ParamSpec("plugin_library", "auto", "tensorrt frequency-branch plugin: auto | none | PATH to the .so"),
     ParamSpec("modalities", "rgb+depth+thermal", "modalities to subscribe to, e.g. rgb+depth", _subset(False)),
     ParamSpec("required_modalities", "", "modalities that must be alive to publish; empty = any", _subset(True)),
     ParamSpec("threshold", 0.5, "probability above which a pixel is foreground", _unit_interval),
@@ -91,6 +94,8 @@ class NodeSettings:
     engine_dir: str
     frequency_form: str
     device: str
+    precision: str
+    plugin_library: str
     modalities: Subset
     required_modalities: Subset
     threshold: float

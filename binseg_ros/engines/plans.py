@@ -1,0 +1,127 @@
+"""The TensorRT plan cache: which serialized engine may be reused, and when it must be rebuilt.
+
+A plan is only valid for the GPU model, compute capability and TensorRT version that built
+it, at its precision, from exactly one ONNX file. Each (subset, form, precision) has one slot
+in the cache folder: ``<slot>.plan`` plus ``<slot>.json`` holding the :class:`PlanKey` it was
+built for and the plan's sha256. A lookup returns the plan only when the key matches and the
+bytes are intact; otherwise it logs why (which key fields changed, or that the file is
+corrupt) and the caller rebuilds. Nothing here imports TensorRT, so the rules are tested on
+any machine.
+
+The timing cache is shared by all slots built on the same GPU and TensorRT version: it
+records kernel timings, not graphs, so rebuilding another subset or precision reuses it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from binseg_ros.engines.manifest import Manifest
+from binseg_ros.errors import BackendError
+from binseg_ros.modalities import Subset
+
+LOG = logging.getLogger(__name__)
+PRECISIONS = ("fp16", "fp32", "int8")
+"""``int8`` only for graphs that carry explicit Q/DQ nodes: TensorRT 10 deprecates implicit
+calibration and TensorRT 11 removes it."""
+
+
+@dataclass(frozen=True)
+class PlanKey:
+    """Everything a serialized engine depends on besides the bytes of TensorRT itself."""
+
+    gpu_name: str
+    compute_capability: str  # "8.7", "9.0", "11.0"
+    tensorrt_version: str
+    precision: str
+    onnx_sha256: str  # of the graph file and its external weights, see model_digest
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise BackendError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+
+    def changes(self, other: PlanKey) -> list[str]:
+        """``["tensorrt_version 10.3.0 -> 10.7.0", ...]``: the fields that differ from ``other``."""
+        mine, theirs = dataclasses.asdict(self), dataclasses.asdict(other)
+        return [f"{name} {theirs[name]} -> {mine[name]}" for name in mine if mine[name] != theirs[name]]
+
+
+@dataclass(frozen=True)
+class PlanCache:
+    """A folder of plans, one slot per (subset, form, precision), plus the timing caches."""
+
+    root: Path
+
+    def plan_path(self, slot: str) -> Path:
+        return self.root / f"{slot}.plan"
+
+    def _record_path(self, slot: str) -> Path:
+        return self.root / f"{slot}.json"
+
+    def timing_cache_path(self, key: PlanKey) -> Path:
+        platform = f"{key.gpu_name}|{key.compute_capability}|{key.tensorrt_version}"
+        return self.root / f"timing.{hashlib.sha256(platform.encode()).hexdigest()[:16]}.cache"
+
+    def load(self, slot: str, key: PlanKey) -> bytes | None:
+        """The slot's plan if it was built for ``key`` and is intact, else ``None`` (logged)."""
+        plan, record = self.plan_path(slot), self._record_path(slot)
+        if not plan.is_file() or not record.is_file():
+            LOG.info("no cached plan for %s: building", slot)
+            return None
+        try:
+            stored = json.loads(record.read_text())
+            built_for = PlanKey(**stored["key"])
+            expected_sha = str(stored["plan_sha256"])
+        except (OSError, ValueError, KeyError, TypeError, BackendError) as error:
+            LOG.warning("plan record %s is unreadable (%s): rebuilding %s", record, error, slot)
+            return None
+        if built_for != key:
+            LOG.warning("cached plan %s was built for another target (%s): rebuilding", slot, "; ".join(key.changes(built_for)))
+            return None
+        data = plan.read_bytes()
+        if hashlib.sha256(data).hexdigest() != expected_sha:
+            LOG.warning("cached plan %s is corrupt (sha256 mismatch, %d bytes): rebuilding", plan, len(data))
+            return None
+        return data
+
+    def store(self, slot: str, key: PlanKey, plan: bytes) -> Path:
+        """Write the plan and its record atomically (a crash mid-write leaves the old slot or none)."""
+        record = {"key": dataclasses.asdict(key), "plan_sha256": hashlib.sha256(plan).hexdigest()}
+        _write_atomic(self.plan_path(slot), plan)
+        _write_atomic(self._record_path(slot), json.dumps(record, indent=2).encode())
+        return self.plan_path(slot)
+
+    def invalidate(self, slot: str, reason: str) -> None:
+        """Drop a slot whose plan TensorRT refused to deserialize, so the next load rebuilds it."""
+        LOG.warning("dropping cached plan %s: %s", slot, reason)
+        for path in (self.plan_path(slot), self._record_path(slot)):
+            path.unlink(missing_ok=True)
+
+
+def model_digest(manifest: Manifest, subset: Subset, form: str) -> str:
+    """sha256 over a graph file's and its external data's sha256s.
+
+    The graph alone is not enough: a re-export of retrained weights can leave every graph
+    file byte-identical (same structure, same offsets into ``tensors.bin``).
+    """
+    graph = manifest.entry(subset).onnx[form].sha256
+    return hashlib.sha256(f"{graph}:{manifest.tensors.sha256}".encode()).hexdigest()
+
+
+def slot_name(subset_file_stem: str, precision: str) -> str:
+    """``rgb_depth.kernel.fp16``: the ONNX file's stem (subset and form) and the precision."""
+    return f"{subset_file_stem}.{precision}"
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
+        handle.write(data)
+    os.replace(handle.name, path)

@@ -66,3 +66,48 @@ def test_separable_circular_convolution_is_the_fft_branch(plane, sigma):
     circulant_w = kw[(np.arange(width)[:, None] - np.arange(width)[None, :]) % width]
     low = circulant_h @ x @ circulant_w.T  # rows[i][j] = sum_m x[i][m] k_W[j - m], then the columns
     assert np.abs(low - reference).max() < 1e-12
+
+
+TAIL_TOLERANCE = 1e-6  # kTailTolerance in frequency_split.cu
+
+
+def tap_support(taps: np.ndarray) -> tuple[int, int]:
+    """``(lo, hi)`` as ``tap_support`` in the kernel picks them: taps d in [-lo, hi] are used."""
+    n = len(taps)
+    budget = TAIL_TOLERANCE * np.abs(taps).sum()
+    r = (n - 1) // 2
+    tail = abs(taps[n // 2]) if n % 2 == 0 else 0.0
+    if tail > budget:
+        return r, n // 2
+    while r > 0 and tail + abs(taps[r]) + abs(taps[-r]) <= budget:
+        tail += abs(taps[r]) + abs(taps[-r])
+        r -= 1
+    return r, r
+
+
+def truncated_convolution(x: np.ndarray, taps: np.ndarray, axis: int) -> np.ndarray:
+    """``sum_d k[d] x[(i - d) mod n]`` over the kernel's support only, along ``axis``."""
+    lo, hi = tap_support(taps)
+    return sum(taps[d % len(taps)] * np.roll(x, d, axis=axis) for d in range(-lo, hi + 1))
+
+
+@pytest.mark.parametrize("plane", PLANES, ids=lambda p: f"{p[0]}x{p[1]}")
+@pytest.mark.parametrize("sigma", [0.02, 0.058, 0.08, 0.094, 0.3])
+def test_skipping_negligible_taps_stays_within_fp32_rounding(plane, sigma):
+    """The kernel convolves only over the taps that matter; the result is still the FFT branch."""
+    height, width = plane
+    x = np.random.default_rng(height + width).standard_normal((height, width)) * 30
+    fy = np.fft.fftfreq(height)[:, None]
+    fx = np.fft.rfftfreq(width)[None, :]
+    reference = np.fft.irfft2(np.fft.rfft2(x) * np.exp(-(fy**2 + fx**2) / (2 * sigma**2)), s=plane)
+    rows = truncated_convolution(x, circular_taps(sigma, width), axis=1)
+    low = truncated_convolution(rows, circular_taps(sigma, height), axis=0)
+    assert np.abs(low - reference).max() <= 4 * TAIL_TOLERANCE * np.abs(x).max()
+
+
+@pytest.mark.parametrize(("sigma", "n", "support"), [(0.08, 160, (10, 10)), (0.058, 120, (13, 13)),
+                                                      (0.3, 160, (79, 80)), (0.02, 40, (19, 20)), (0.3, 15, (7, 7))])
+def test_tap_support_is_short_for_trained_cutoffs_and_whole_where_taps_ring(sigma, n, support):
+    """Trained cutoffs (0.06-0.09 cycles/sample) need ~25 taps of 160; a wide pass band rings
+    (Dirichlet kernel) and a narrow one wraps around, so those keep the whole period."""
+    assert tap_support(circular_taps(sigma, n)) == support

@@ -111,3 +111,61 @@ def test_tap_support_is_short_for_trained_cutoffs_and_whole_where_taps_ring(sigm
     """Trained cutoffs (0.06-0.09 cycles/sample) need ~25 taps of 160; a wide pass band rings
     (Dirichlet kernel) and a narrow one wraps around, so those keep the whole period."""
     assert tap_support(circular_taps(sigma, n)) == support
+
+
+ROW_OUTPUTS, COLUMN_OUTPUTS, THREADS = 5, 4, 256  # kRowOutputs, kColumnOutputs, kThreads
+
+
+def sliding_convolution(v: np.ndarray, start: int, taps: np.ndarray, outputs: int) -> list[float]:
+    """``sliding_convolution`` of the kernel, step by step: the same indices, wraps and window."""
+    n = len(v)
+    lo, hi = tap_support(taps)
+    t = start + lo
+    if t >= n:
+        t -= n
+    window, up = [], t
+    for _ in range(outputs):
+        window.append(v[up])
+        up = 0 if up == n - 1 else up + 1
+    acc = [0.0] * outputs
+    for d in range(-lo, hi + 1):
+        acc = [a + taps[d % len(taps)] * w for a, w in zip(acc, window)]
+        window = [None, *window[:-1]]
+        t = n - 1 if t == 0 else t - 1
+        window[0] = v[t]
+    return acc
+
+
+def emulate_block(x: np.ndarray, taps_h: np.ndarray, taps_w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One thread block's row and column passes with the kernel's loop bounds; also counts writes."""
+    height, width = x.shape
+    rows, low = np.full(x.shape, np.nan), np.full(x.shape, np.nan)
+    writes = np.zeros(x.shape, int)
+    for i in range(height):  # the warps share the rows; each lane's loop as in the kernel
+        for lane in range(32):
+            for j0 in range(lane * ROW_OUTPUTS, width, 32 * ROW_OUTPUTS):
+                for q, value in enumerate(sliding_convolution(x[i], j0, taps_w, ROW_OUTPUTS)):
+                    if j0 + q < width:
+                        rows[i, j0 + q] = value
+    row_blocks = -(-height // COLUMN_OUTPUTS)
+    for thread in range(THREADS):
+        for task in range(thread, row_blocks * width, THREADS):
+            block, j = divmod(task, width)
+            i0 = block * COLUMN_OUTPUTS
+            for q, value in enumerate(sliding_convolution(rows[:, j], i0, taps_h, COLUMN_OUTPUTS)):
+                if i0 + q < height:
+                    low[i0 + q, j] = value
+                    writes[i0 + q, j] += 1
+    return low, writes
+
+
+@pytest.mark.parametrize("plane", [*PLANES, (7, 9), (1, 6), (5, 163)], ids=lambda p: f"{p[0]}x{p[1]}")
+@pytest.mark.parametrize("sigma", [0.02, 0.08, 0.3])
+def test_register_blocked_loops_write_every_output_once_with_the_truncated_convolution(plane, sigma):
+    height, width = plane
+    x = np.random.default_rng(height * 7 + width).standard_normal(plane)
+    taps_h, taps_w = circular_taps(sigma, height), circular_taps(sigma, width)
+    low, writes = emulate_block(x, taps_h, taps_w)
+    assert (writes == 1).all()
+    expected = truncated_convolution(truncated_convolution(x, taps_w, axis=1), taps_h, axis=0)
+    assert np.abs(low - expected).max() < 1e-12

@@ -66,6 +66,45 @@ __device__ Support tap_support(const float* k, int n) {
     return {r, r};
 }
 
+// Outputs per thread: the row pass gives lane L the five outputs 5L..5L+4 of its row (an odd
+// stride, so the lanes' shared-memory reads hit 32 different banks; 32 lanes x 5 = 160 = the
+// widest plane), the column pass four consecutive rows of one column.
+constexpr int kRowOutputs = 5;
+constexpr int kColumnOutputs = 4;
+
+// acc[q] = sum_{d=-lo}^{hi} k[d] * v[(start + q - d) mod n] for q < Q, where v[t] = base[t * stride].
+// Register blocking: the Q inputs under the taps slide down by one per tap, so each tap costs one
+// shared-memory read of k (a broadcast) and one of v for Q FMAs, instead of two reads per FMA.
+template <int Q>
+__device__ __forceinline__ void sliding_convolution(const float* base, int stride, int n, int start,
+                                                    const float* k, Support support, float (&acc)[Q]) {
+    int t = start + support.lo;  // index of window[0] at d = -lo; start < n and lo < n: one wrap at most
+    if (t >= n) {
+        t -= n;
+    }
+    float window[Q];
+    int up = t;
+#pragma unroll
+    for (int q = 0; q < Q; ++q) {
+        window[q] = base[up * stride];
+        up = (up == n - 1) ? 0 : up + 1;
+        acc[q] = 0.0f;
+    }
+    for (int d = -support.lo; d <= support.hi; ++d) {
+        const float tap = k[d];
+#pragma unroll
+        for (int q = 0; q < Q; ++q) {
+            acc[q] = fmaf(tap, window[q], acc[q]);
+        }
+#pragma unroll
+        for (int q = Q - 1; q > 0; --q) {
+            window[q] = window[q - 1];
+        }
+        t = (t == 0) ? n - 1 : t - 1;
+        window[0] = base[t * stride];  // after the last tap this read is unused, but in bounds
+    }
+}
+
 template <typename T>
 __device__ void frequency_split(const T* __restrict__ x, const float* __restrict__ taps_h,
                                 const float* __restrict__ taps_w, T* __restrict__ low, T* __restrict__ high,
@@ -107,40 +146,38 @@ __device__ void frequency_split(const T* __restrict__ x, const float* __restrict
             line[m] = load(x + offset + static_cast<size_t>(i) * width + m);
         }
         __syncwarp();
-        for (int j = lane; j < width; j += 32) {
-            int m = j + along_w.lo;  // j - d for the first d = -lo; lo < width, so one wrap at most
-            if (m >= width) {
-                m -= width;
+        for (int j0 = lane * kRowOutputs; j0 < width; j0 += 32 * kRowOutputs) {
+            float acc[kRowOutputs];
+            sliding_convolution(line, 1, width, j0, k_w, along_w, acc);
+#pragma unroll
+            for (int q = 0; q < kRowOutputs; ++q) {
+                if (j0 + q < width) {
+                    rows[i * width + j0 + q] = acc[q];
+                }
             }
-            float acc = 0.0f;
-            for (int d = -along_w.lo; d <= along_w.hi; ++d) {
-                acc = fmaf(line[m], k_w[d], acc);
-                m = (m == 0) ? width - 1 : m - 1;
-            }
-            rows[i * width + j] = acc;
         }
         __syncwarp();
     }
     __syncthreads();
 
     // Column pass: low[i][j] = sum_d k_H[d] rows[(i - d) mod H][j]; high = x - low from the input.
-    const int last_row = (height - 1) * width;
-    for (int idx = threadIdx.x; idx < height * width; idx += blockDim.x) {
-        const int i = idx / width;
-        const int j = idx - i * width;
-        int n = i + along_h.lo;
-        if (n >= height) {
-            n -= height;
+    // Consecutive threads take consecutive columns, so their reads of rows[][j] are conflict-free.
+    const int row_blocks = (height + kColumnOutputs - 1) / kColumnOutputs;
+    for (int task = threadIdx.x; task < row_blocks * width; task += blockDim.x) {
+        const int block = task / width;
+        const int j = task - block * width;
+        const int i0 = block * kColumnOutputs;
+        float acc[kColumnOutputs];
+        sliding_convolution(rows + j, width, height, i0, k_h, along_h, acc);
+#pragma unroll
+        for (int q = 0; q < kColumnOutputs; ++q) {
+            if (i0 + q < height) {
+                const int idx = (i0 + q) * width + j;
+                const float value = load(x + offset + idx);
+                store(low + offset + idx, acc[q]);
+                store(high + offset + idx, value - acc[q]);
+            }
         }
-        int row = n * width;
-        float acc = 0.0f;
-        for (int d = -along_h.lo; d <= along_h.hi; ++d) {
-            acc = fmaf(k_h[d], rows[row + j], acc);
-            row = (row == 0) ? last_row : row - width;
-        }
-        const float value = load(x + offset + idx);
-        store(low + offset + idx, acc);
-        store(high + offset + idx, value - acc);
     }
 }
 

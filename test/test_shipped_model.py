@@ -15,6 +15,7 @@ from binseg_ros.datasets import load_frame
 from binseg_ros.engines.export import CARD_NAME
 from binseg_ros.engines.locate import DEFAULT_MODEL
 from binseg_ros.engines.manifest import Manifest
+from binseg_ros.forms import FREQUENCY_FORMS
 from binseg_ros.model import load_checkpoint
 from binseg_ros.modalities import subset_name
 from binseg_ros.training.evaluate import robustness_table
@@ -34,7 +35,7 @@ def manifest() -> Manifest:
 
 def test_shipped_folder_is_trained_small_and_safe_to_load(manifest):
     assert manifest.version.startswith("balanced-"), manifest.version
-    assert len(manifest.subsets) == 7 and all(set(e.onnx) == {"matmul", "fft"} for e in manifest.subsets.values())
+    assert len(manifest.subsets) == 7 and all(set(e.onnx) == set(FREQUENCY_FORMS) for e in manifest.subsets.values())
     size_mb = sum(f.stat().st_size for f in SHIPPED.iterdir()) / 2**20
     assert size_mb <= 25, f"shipped engine folder is {size_mb:.1f} MB"
     net, metadata = load_checkpoint(SHIPPED / manifest.weights.file)  # torch.load(weights_only=True)

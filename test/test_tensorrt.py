@@ -30,7 +30,7 @@ from conftest import REPO, random_inputs
 
 HAVE_TENSORRT = find_spec("tensorrt") is not None
 needs_tensorrt = pytest.mark.skipif(not HAVE_TENSORRT, reason="needs TensorRT, which cannot be installed on this machine")
-needs_gpu = pytest.mark.skipif(gpu_runtime.cuda_device_count() == 0, reason="needs a CUDA GPU (and cuda-python)")
+needs_gpu = pytest.mark.skipif(gpu_runtime.cuda_device_count() == 0, reason="needs a CUDA GPU")
 without_tensorrt = pytest.mark.skipif(HAVE_TENSORRT, reason="TensorRT is installed here")
 
 
@@ -194,7 +194,7 @@ def test_plan_folder_is_per_model_under_the_cache_root(tmp_path, monkeypatch):
 
 
 def test_cuda_call_returns_values_and_names_the_failed_call():
-    runtime = pytest.importorskip("cuda.bindings.runtime", reason="needs cuda-python")
+    from cuda.bindings import runtime
     ok, bad = runtime.cudaError_t.cudaSuccess, runtime.cudaError_t.cudaErrorInvalidValue
     assert gpu_runtime.cuda_call((ok,), "cudaFree") is None
     assert gpu_runtime.cuda_call((ok, 7), "cudaMalloc") == 7

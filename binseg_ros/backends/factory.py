@@ -49,20 +49,15 @@ def create_backend(
 
     ``form`` is the ONNX Runtime graph form and ``device`` the torch device. TensorRT picks
     its graph form itself (the plugin ``kernel`` graphs when ``plugin_library`` is a library
-    or ``auto`` can build one here, else ``matmul``) and takes ``precision`` (fp16, fp32, int8) and ``plan_cache`` (default
-    ``$BINSEG_PLAN_CACHE/<model>``, else ``~/.cache/binseg_ros/plans/<model>``).
+    or ``auto`` can build one here, else ``matmul``) and takes ``precision`` (fp16, fp32,
+    int8) and ``plan_cache`` (default ``$BINSEG_PLAN_CACHE/<model>``, else
+    ``~/.cache/binseg_ros/plans/<model>``).
 
     Raises:
         BackendError: unknown name, or a runtime that is not installed here.
     """
     concrete = resolve(name)
     if concrete == "tensorrt":
-        if importlib.util.find_spec("tensorrt") is None:
-            raise BackendError(
-                "the tensorrt backend needs the TensorRT Python package (tensorrt), which is not installed "
-                "here; install TensorRT 10.x with its Python bindings (JetPack 6 ships 10.3), or use "
-                "backend onnxruntime"
-            )
         from binseg_ros.backends.tensorrt import TensorRTBackend
 
         return TensorRTBackend(manifest, precision, plan_cache, plugin_library)

@@ -18,17 +18,10 @@ import numpy as np
 
 from binseg_ros.backends.base import check_arrays
 from binseg_ros.engines.manifest import OUTPUT_NAME, Manifest
-from binseg_ros.engines.plans import PRECISIONS, PlanCache
-from binseg_ros.engines.gpu_runtime import (
-    cuda_call,
-    cuda_device_count,
-    import_cudart,
-    import_tensorrt,
-    tensorrt_major,
-    trt_logger,
-)
+from binseg_ros.engines.gpu_runtime import cuda_call, import_cudart, trt_logger
+from binseg_ros.engines.plans import PlanCache
 from binseg_ros.engines.plugin_library import load_plugin_library, resolve_plugin_library
-from binseg_ros.engines.tensorrt_build import builder_settings, default_plan_dir, load_engine
+from binseg_ros.engines.tensorrt_build import check_target, default_plan_dir, load_engine
 from binseg_ros.errors import BackendError
 from binseg_ros.modalities import Subset, subset_name
 
@@ -202,14 +195,8 @@ class TensorRTBackend:
         cuda_graphs: bool = True,
         progress: bool = False,
     ) -> None:
-        if precision not in PRECISIONS:
-            raise BackendError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        self.trt = import_tensorrt()
+        self.trt = check_target(precision)  # refuse at start what no build can give, not at the first frame
         self.cudart = import_cudart()
-        if cuda_device_count() == 0:
-            raise BackendError("the tensorrt backend needs a CUDA GPU and none is visible; use backend onnxruntime")
-        # Refuse at start what no build can give (fp16 on TensorRT >= 11), not at the first frame.
-        builder_settings(tensorrt_major(self.trt.__version__), precision)
         self.manifest = manifest
         self.precision = precision
         self.cache = PlanCache(Path(plan_cache) if plan_cache is not None else default_plan_dir(manifest))

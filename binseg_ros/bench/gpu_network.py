@@ -25,17 +25,11 @@ import numpy as np
 import torch
 
 from binseg_ros.backends.torch import TorchBackend
+from binseg_ros.bench.model import random_inputs
 from binseg_ros.bench.timing import latency_samples_ms
 from binseg_ros.errors import BackendError
-from binseg_ros.modalities import CHANNELS, Subset, all_subsets, subset_name
+from binseg_ros.modalities import MODALITIES, Subset, all_subsets, subset_name
 from binseg_ros.model import BinSegNet, load_checkpoint
-
-
-def _random_inputs(size: tuple[int, int], rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """``[1, C, H, W]`` float32 inputs in each modality's sensor range (content does not change timing)."""
-    low = {"rgb": 0.0, "depth": 0.0, "thermal": 17900.0}
-    high = {"rgb": 255.0, "depth": 2.0, "thermal": 22400.0}
-    return {m: rng.uniform(low[m], high[m], (1, CHANNELS[m], *size)).astype(np.float32) for m in CHANNELS}
 
 
 def _eager(net: BinSegNet, device: torch.device, subset: Subset, inputs: dict[str, np.ndarray]) -> np.ndarray:
@@ -58,7 +52,7 @@ def run_gpu_network_bench(
         "kernel, no graphs": TorchBackend(load_checkpoint(checkpoint)[0], size, str(device), cuda_graphs=False),
         "kernel + graphs": TorchBackend(load_checkpoint(checkpoint)[0], size, str(device), cuda_graphs=True),
     }
-    inputs = _random_inputs(size, np.random.default_rng(0))
+    inputs = random_inputs(MODALITIES, size, np.random.default_rng(0))
     print(f"{torch.cuda.get_device_name(device)}, torch {torch.__version__} (CUDA {torch.version.cuda}); "
           f"cuDNN TF32 {'on' if torch.backends.cudnn.allow_tf32 else 'off'}")  # fmt: skip
     print(f"{checkpoint} at {size[0]}x{size[1]}, batch 1; {runs} timed calls after {warmup} warm-up calls")

@@ -20,7 +20,8 @@ from binseg_ros.modalities import CHANNELS, all_subsets, subset_name
 from binseg_ros.model import BinSegNet, SubsetGraph, load_checkpoint, save_checkpoint
 
 
-def _random_inputs(subset: tuple[str, ...], size: tuple[int, int], rng: np.random.Generator) -> dict[str, np.ndarray]:
+def random_inputs(subset: tuple[str, ...], size: tuple[int, int], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """``[1, C, H, W]`` float32 inputs in each modality's sensor range (content does not change timing)."""
     scale = {"rgb": 255.0, "depth": 2.0, "thermal": 1000.0}
     offset = {"rgb": 0.0, "depth": 0.0, "thermal": 17900.0}
     return {
@@ -45,7 +46,7 @@ def run_model_bench(
         backends = {form: OnnxRuntimeBackend(manifest, form) for form in ("matmul", "fft")}
         net.set_frequency_form("fft")
         for subset in all_subsets():
-            inputs = _random_inputs(subset, size, rng)
+            inputs = random_inputs(subset, size, rng)
             graph = SubsetGraph(net, subset).eval()
             tensors = tuple(torch.from_numpy(inputs[m]) for m in subset)
             with torch.no_grad():

@@ -33,6 +33,12 @@ PRECISIONS = ("fp16", "fp32", "int8")
 calibration and TensorRT 11 removes it."""
 
 
+def require_precision(precision: str) -> None:
+    """Raises BackendError for a precision name that is not one of :data:`PRECISIONS`."""
+    if precision not in PRECISIONS:
+        raise BackendError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+
+
 @dataclass(frozen=True)
 class PlanKey:
     """Everything a serialized engine depends on besides the bytes of TensorRT itself."""
@@ -44,8 +50,7 @@ class PlanKey:
     onnx_sha256: str  # of the graph file and its external weights, see model_digest
 
     def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise BackendError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        require_precision(self.precision)
 
     def changes(self, other: PlanKey) -> list[str]:
         """``["tensorrt_version 10.3.0 -> 10.7.0", ...]``: the fields that differ from ``other``."""
@@ -94,8 +99,8 @@ class PlanCache:
     def store(self, slot: str, key: PlanKey, plan: bytes) -> Path:
         """Write the plan and its record atomically (a crash mid-write leaves the old slot or none)."""
         record = {"key": dataclasses.asdict(key), "plan_sha256": hashlib.sha256(plan).hexdigest()}
-        _write_atomic(self.plan_path(slot), plan)
-        _write_atomic(self._record_path(slot), json.dumps(record, indent=2).encode())
+        write_atomic(self.plan_path(slot), plan)
+        write_atomic(self._record_path(slot), json.dumps(record, indent=2).encode())
         return self.plan_path(slot)
 
     def invalidate(self, slot: str, reason: str) -> None:
@@ -120,8 +125,15 @@ def slot_name(subset_file_stem: str, precision: str) -> str:
     return f"{subset_file_stem}.{precision}"
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that a reader sees the old file or the new one, whole.
+
+    The bytes are flushed to disk before the rename: a power cut on a robot must not leave a
+    renamed but empty plan or timing cache behind.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
         handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
     os.replace(handle.name, path)

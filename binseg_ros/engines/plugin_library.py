@@ -35,16 +35,12 @@ NONE = ("", "none")
 def resolve_plugin_library(setting: str | Path | None, cache_root: Path) -> Path | None:
     """The library a ``plugin_library`` setting stands for; ``None`` means no plugin.
 
-    Raises:
-        BackendError: an explicit path that does not exist.
+    An explicit path is returned as it is: :func:`load_plugin_library` checks it.
     """
     if setting is None or str(setting) in NONE:
         return None
     if str(setting) != AUTO:
-        path = Path(setting).expanduser()
-        if not path.is_file():
-            raise BackendError(f"TensorRT plugin library {path} does not exist")
-        return path
+        return Path(setting).expanduser()
     include = find_tensorrt_include()
     if include is None:
         LOG.warning("no TensorRT headers (NvInferRuntime.h) here to build the plugin: using the matmul graphs")

@@ -31,7 +31,6 @@ import fcntl
 import logging
 import os
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -48,7 +47,7 @@ from binseg_ros.engines.gpu_runtime import (
     trt_logger,
 )
 from binseg_ros.engines.manifest import Manifest
-from binseg_ros.engines.plans import PRECISIONS, PlanCache, PlanKey, model_digest, slot_name
+from binseg_ros.engines.plans import PlanCache, PlanKey, model_digest, require_precision, slot_name, write_atomic
 from binseg_ros.engines.plugin_library import load_plugin_library, resolve_plugin_library
 from binseg_ros.errors import BackendError, BinsegError, ManifestError
 from binseg_ros.hashing import sha256_file
@@ -102,8 +101,7 @@ def check_precision(onnx_path: str | Path, precision: str) -> None:
     Raises:
         BackendError: an unknown precision, or int8 for a graph without Q/DQ nodes.
     """
-    if precision not in PRECISIONS:
-        raise BackendError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    require_precision(precision)
     if precision == "int8" and quantization_nodes(onnx_path) == 0:
         raise BackendError(
             f"{onnx_path}: int8 needs an explicitly quantized graph (QuantizeLinear/DequantizeLinear "
@@ -135,6 +133,26 @@ def builder_settings(major: int, precision: str) -> tuple[bool, tuple[str, ...]]
             )
         return True, ()
     return False, {"fp16": ("FP16",), "int8": ("INT8",), "fp32": ()}[precision]
+
+
+def check_target(precision: str) -> Any:
+    """The ``tensorrt`` module, once everything a build or an engine on this machine needs is
+    there: a known precision, TensorRT ≥ 10, cuda-python, a visible GPU, and a precision this
+    TensorRT can build (not fp16 on ≥ 11).
+
+    Raises:
+        BackendError: naming the first missing piece, before any work is done.
+    """
+    require_precision(precision)
+    trt = import_tensorrt()
+    import_cudart()
+    if cuda_device_count() == 0:
+        raise BackendError(
+            "no CUDA GPU is visible to this process: TensorRT plans are built and run on the GPU itself; "
+            "use backend onnxruntime"
+        )
+    builder_settings(tensorrt_major(trt.__version__), precision)
+    return trt
 
 
 def choose_form(manifest: Manifest, subset: str | Subset, plugin_loaded: bool) -> tuple[str, str]:
@@ -243,15 +261,6 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _replace_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(handle.name, path)
-
-
 def _attach_timing_cache(config: Any, path: Path | None) -> None:
     """Give the build the timing cache saved at ``path`` (an empty one if missing or unreadable)."""
     data = path.read_bytes() if path is not None and path.is_file() else b""
@@ -283,7 +292,7 @@ def _save_timing_cache(config: Any, path: Path) -> None:
             theirs = config.create_timing_cache(path.read_bytes())
             if theirs is not None and not ours.combine(theirs, False):
                 LOG.debug("timing cache %s could not be merged; overwriting it with this build's", path)
-        _replace_atomic(path, bytes(memoryview(ours.serialize())))
+        write_atomic(path, bytes(memoryview(ours.serialize())))
 
 
 # --- building ---------------------------------------------------------------------------------
@@ -482,13 +491,7 @@ def run_build(
     manifest = Manifest.load(engines)
     manifest.verify()
     chosen = [manifest.entry(s).subset for s in subsets] if subsets else [e.subset for e in manifest.subsets.values()]
-    if precision not in PRECISIONS:
-        raise BackendError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    trt = import_tensorrt()
-    import_cudart()
-    if cuda_device_count() == 0:
-        raise BackendError("no CUDA GPU is visible to this process: TensorRT plans are built on the GPU that runs them")
-    builder_settings(tensorrt_major(trt.__version__), precision)  # fp16 on TensorRT ≥ 11: refuse up front
+    trt = check_target(precision)
     cache = PlanCache(Path(cache_dir) if cache_dir is not None else default_plan_dir(manifest))
     plugin_library = resolve_plugin_library(plugin_library, cache.root)
     runtime = trt.Runtime(trt_logger())

@@ -27,6 +27,12 @@ import torch
 OP_NAME = "binseg::frequency_split"
 
 
+def signed_frequencies(n: int) -> torch.Tensor:
+    """``numpy.fft.fftfreq(n)`` built from ``arange`` so it traces into any graph."""
+    k = torch.arange(n, dtype=torch.float32)
+    return torch.where(k < (n + 1) // 2, k, k - n) / n
+
+
 def lowpass_taps(sigma: torch.Tensor, n: int) -> torch.Tensor:
     """``[C, n]`` circular taps ``k[d] = (1/n) Σ_k g(f_k) cos(2π k d / n)`` of the Gaussian gain.
 
@@ -34,7 +40,7 @@ def lowpass_taps(sigma: torch.Tensor, n: int) -> torch.Tensor:
     reduced in integers so the angles stay exact in fp32, as in ``binseg_lowpass_taps``.
     """
     k = torch.arange(n, device=sigma.device)
-    signed = torch.where(k < (n + 1) // 2, k, k - n).to(torch.float32) / n
+    signed = signed_frequencies(n).to(sigma.device)
     gain = torch.exp(-(signed**2) / (2.0 * sigma.float().view(-1, 1) ** 2))  # [C, n]
     phase = (k.view(-1, 1) * k.view(1, -1)) % n  # [k, d]
     cosine = torch.cos(phase.to(torch.float32) * (2.0 * math.pi / n))

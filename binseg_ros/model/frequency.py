@@ -25,13 +25,7 @@ import torch
 from torch import nn
 
 from binseg_ros.forms import FREQUENCY_FORMS, FrequencyForm
-from binseg_ros.kernels.ops import frequency_split
-
-def _signed_frequencies(n: int) -> torch.Tensor:
-    """``numpy.fft.fftfreq(n)`` built from ``arange`` so it traces into any graph."""
-    k = torch.arange(n, dtype=torch.float32)
-    return torch.where(k < (n + 1) // 2, k, k - n) / n
-
+from binseg_ros.kernels.ops import frequency_split, signed_frequencies
 
 def gaussian_lowpass(sigma: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Per-channel Gaussian low-pass over the half spectrum ``rfft2`` keeps.
@@ -43,7 +37,7 @@ def gaussian_lowpass(sigma: torch.Tensor, height: int, width: int) -> torch.Tens
     Returns:
         ``[C, height, width // 2 + 1]`` real gains in (0, 1].
     """
-    fy = _signed_frequencies(height).to(sigma)
+    fy = signed_frequencies(height).to(sigma)
     fx = torch.arange(width // 2 + 1, dtype=sigma.dtype, device=sigma.device) / width
     radius2 = fy.view(1, -1, 1) ** 2 + fx.view(1, 1, -1) ** 2
     return torch.exp(-radius2 / (2.0 * sigma.view(-1, 1, 1) ** 2))

@@ -15,12 +15,21 @@ def engine_folders() -> list[tuple[str, list[str]]]:
         for manifest in sorted(glob("engines/*/manifest.yaml"))
     ]
 
+
 setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
     package_data={
-        PACKAGE: ["sample/*.md", "sample/*/*.png", "training/splits/*.yaml", "kernels/*.cu", "kernels/*.h", "kernels/*.cpp"]
+        PACKAGE: [
+            "py.typed",
+            "sample/*.md",
+            "sample/*/*.png",
+            "training/splits/*.yaml",
+            "kernels/*.cu",
+            "kernels/*.h",
+            "kernels/*.cpp",
+        ]
     },
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Issue 6 on a CUDA machine: the GPU tests, then `binseg bench frequency` and `bench gpu-network`.
+# The GPU checks in one command: the GPU tests, then `binseg bench frequency` and `bench gpu-network`.
 #
-#   bash bench/run_gpu.sh        # from the repo root; ~3-5 min on an H100
+#   bash bench/run_gpu.sh        # from the repo root, on a machine with an NVIDIA GPU; a few minutes
 #
 # Uses the machine's own python3 (torch with CUDA, nvcc on PATH); the repo need not be
 # installed. Writes env.txt, pytest.txt, bench_frequency.md and bench_gpu_network.md into

@@ -58,6 +58,9 @@ def load_frame(root: str | Path, frame_id: str, layout: FolderLayout = FolderLay
     }
 
 
+SAMPLE = Path(__file__).resolve().parent / "sample"
+"""Four MM5 frames shipped with the package (see its NOTICE): the demo's and the benches' input."""
+
 CAMERA_ENCODING = {"rgb": "rgb8", "depth": "16UC1", "thermal": "mono16"}  # what camera drivers publish
 
 

@@ -121,8 +121,3 @@ class SegmentationMetrics:
         if not self.scores:
             raise ValueError("no frames were added")
         return summarize(self.scores)
-
-
-def frame_metrics(probability: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """The same numbers for a single frame (per-frame plots and worst-frame searches)."""
-    return summarize([score_frame(probability, truth)])

@@ -3,12 +3,17 @@
 A *subset* is a non-empty tuple of modality names in canonical order (rgb, depth, thermal).
 Canonical order matters: it is the order of the ONNX graph inputs and of the subset name
 (``rgb+depth``) used as a key in manifests, diagnostics and reports.
+
+:func:`parse_subset` is the one place a subset is validated and put in order. It runs where a
+subset enters the package (a parameter, a CLI flag, a manifest, the keys of a backend's or the
+network's inputs); past that boundary a :data:`Subset` is trusted as it is.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from itertools import combinations
+from typing import NewType
 
 from binseg_ros.errors import ModalityError
 
@@ -18,7 +23,12 @@ MODALITIES: tuple[str, ...] = ("rgb", "depth", "thermal")
 CHANNELS: dict[str, int] = {"rgb": 3, "depth": 1, "thermal": 1}
 """Channel count of each modality's network input."""
 
-Subset = tuple[str, ...]
+Subset = NewType("Subset", tuple[str, ...])
+"""A validated, canonically ordered, non-empty modality tuple (only :func:`parse_subset` and
+:func:`canonical` make one)."""
+
+NO_SUBSET = Subset(())
+"""What the runtime reports before its first mask, or when nothing is active."""
 
 
 def parse_subset(spec: str | Iterable[str]) -> Subset:
@@ -40,19 +50,23 @@ def parse_subset(spec: str | Iterable[str]) -> Subset:
         )
     if len(set(names)) != len(names):
         raise ModalityError(f"modality subset {spec!r} names a modality twice")
-    return tuple(m for m in MODALITIES if m in names)
+    return canonical(names)
 
 
-def subset_name(subset: Iterable[str]) -> str:
-    """The canonical ``+``-joined name of a subset, e.g. ``rgb+thermal``."""
-    return "+".join(parse_subset(subset))
+def canonical(names: Iterable[str]) -> Subset:
+    """Known modality names (already checked) in canonical order; unknown names are left out."""
+    present = set(names)
+    return Subset(tuple(m for m in MODALITIES if m in present))
+
+
+def subset_name(subset: Subset) -> str:
+    """The canonical ``+``-joined name of a subset, e.g. ``rgb+thermal`` (``none`` when empty)."""
+    return "+".join(subset) if subset else "none"
 
 
 def all_subsets() -> list[Subset]:
     """All 7 non-empty subsets, the full set first and single modalities last."""
-    return [
-        combo for size in range(len(MODALITIES), 0, -1) for combo in combinations(MODALITIES, size)
-    ]
+    return [Subset(combo) for size in range(len(MODALITIES), 0, -1) for combo in combinations(MODALITIES, size)]
 
 
 def image_topic(modality: str) -> str:

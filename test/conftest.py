@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from binseg_ros.core.preprocess import prepare_images
 from binseg_ros.datasets import list_ids, load_frame
 from binseg_ros.modalities import all_subsets
 from binseg_ros.model import BinSegNet, save_checkpoint
-from binseg_ros.preprocess import prepare_inputs
 
 REPO = Path(__file__).resolve().parents[1]
 MM5 = Path(os.environ.get("BINSEG_MM5", REPO.parent / "shared" / "data" / "mm5"))
@@ -50,7 +50,7 @@ def calibrated_net(real_frames: list[dict[str, np.ndarray]]) -> BinSegNet:
     net.train()
     with torch.no_grad():
         for frame in real_frames:
-            inputs = {m: torch.from_numpy(a) for m, a in prepare_inputs(frame_inputs(frame), (240, 320)).items()}
+            inputs = {m: torch.from_numpy(a) for m, a in prepare_images(frame_inputs(frame), (240, 320)).items()}
             for subset in all_subsets():
                 net({m: inputs[m] for m in subset})
     return net.eval()
@@ -89,14 +89,15 @@ def fast_engine(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory):
     """All 7 subsets, matmul form, at 96x128: inference that keeps up for the node tests."""
     from binseg_ros.engines.export import export_engine_folder
 
-    return export_engine_folder(checkpoint, tmp_path_factory.mktemp("fast"), (96, 128), forms=("matmul",), progress=False)
+    return export_engine_folder(
+        checkpoint, tmp_path_factory.mktemp("fast"), (96, 128), forms=("matmul",), progress=False
+    )
 
 
 @pytest.fixture(scope="module")
 def ros_harness():
     """rclpy initialised in a unique localhost-only domain, and the harness node."""
     import rclpy
-
     from rosgraph import Harness, ros_environment
 
     os.environ.update(ros_environment())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 
 from sensor_msgs.msg import Image
 
@@ -26,6 +27,7 @@ class Harness(FramePlayer):
     """The demo's player plus what the tests need: raw messages and diagnostics waits."""
 
     def publish_raw(self, modality: str, msg: Image) -> None:
+        """Publish ``msg`` as is: malformed-input tests need messages ``to_image`` would never build."""
         self.pubs[modality].publish(msg)
 
     def mark(self) -> int:
@@ -33,10 +35,13 @@ class Harness(FramePlayer):
         return len(self.diagnostics)
 
     def latest_status(self, suffix: str) -> dict[str, object] | None:
+        """The newest status named ``*: suffix``, or None before the node sent one."""
         found = self.statuses(suffix)
         return found[-1] if found else None
 
-    def wait_for_status(self, suffix: str, predicate, since: int = 0, timeout: float = 5.0) -> dict[str, object]:
+    def wait_for_status(
+        self, suffix: str, predicate: Callable[[dict[str, object]], bool], since: int = 0, timeout: float = 5.0
+    ) -> dict[str, object]:
         """The first status since ``since`` satisfying ``predicate``, waiting up to ``timeout``."""
         end = time.monotonic() + timeout
         while True:

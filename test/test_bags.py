@@ -14,12 +14,12 @@ import pytest
 from binseg_ros.backends.onnxruntime import OnnxRuntimeBackend
 from binseg_ros.bags.evaluate import BagEvaluator
 from binseg_ros.bags.groundtruth import GroundTruth
-from binseg_ros.bags.io import STORAGES, bag_topics, read_messages, stamp_ns
+from binseg_ros.bags.io import STORAGES, BagWriter, bag_topics, image_message, read_messages
 from binseg_ros.bags.make import DEFAULT_GT_TOPIC, DEFAULT_TOPICS, START_NS, Dropout, MakeBagConfig, make_bag
 from binseg_ros.bags.report import write_report
+from binseg_ros.core.messages import image_view, stamp_ns
 from binseg_ros.datasets import camera_frames, load_frame, resize_frame
 from binseg_ros.errors import BagError
-from binseg_ros.images import image_view
 from binseg_ros.training.split import SPLITS, load_split
 
 SIZE = (120, 160)
@@ -35,16 +35,39 @@ def _evaluate(engine, bag: Path, **kwargs):  # type: ignore[no-untyped-def]
     return evaluator.run(bag, GroundTruth.from_topic(bag, DEFAULT_GT_TOPIC), progress=False)
 
 
+@pytest.mark.parametrize("storage", sorted(STORAGES))
+def test_a_bag_cut_short_by_an_exception_is_removed(tmp_path, storage):
+    """No half-written bag passes for a whole one, and its folder does not block the re-run."""
+    path = tmp_path / "cut"
+    mask = image_message(np.zeros((4, 4), np.uint8), "mono8", START_NS)
+    with pytest.raises(RuntimeError, match="camera unplugged"), BagWriter(path, storage) as bag:
+        bag.write(DEFAULT_GT_TOPIC, START_NS, mask)
+        raise RuntimeError("camera unplugged")
+    assert not path.exists()
+    with BagWriter(path, storage) as bag:
+        bag.write(DEFAULT_GT_TOPIC, START_NS, mask)
+    assert bag_topics(path) == {DEFAULT_GT_TOPIC: "sensor_msgs/msg/Image"}
+
+
 def test_sqlite3_and_mcap_hold_the_same_registered_frames(mm5_root, ids, tmp_path):
     config = MakeBagConfig(size=SIZE, drop_probability=0.1, seed=5)
     bags = {}
     for storage in STORAGES:
-        make_bag(mm5_root, ids[:6], tmp_path / storage, MakeBagConfig(**{**config.__dict__, "storage": storage}),
-                 progress=False)
-        bags[storage] = [(m.topic, m.log_time, stamp_ns(m.msg.header), m.msg.encoding, bytes(m.raw))
-                         for m in read_messages(tmp_path / storage, [*DEFAULT_TOPICS.values(), DEFAULT_GT_TOPIC])]
+        make_bag(
+            mm5_root,
+            ids[:6],
+            tmp_path / storage,
+            MakeBagConfig(**{**config.__dict__, "storage": storage}),
+            progress=False,
+        )
+        bags[storage] = [
+            (m.topic, m.log_time, stamp_ns(m.msg.header), m.msg.encoding, bytes(m.raw))
+            for m in read_messages(tmp_path / storage, [*DEFAULT_TOPICS.values(), DEFAULT_GT_TOPIC])
+        ]
     assert bags["sqlite3"] == bags["mcap"]  # byte-identical messages, same order
-    assert bag_topics(tmp_path / "mcap") == {t: "sensor_msgs/msg/Image" for t in [*DEFAULT_TOPICS.values(), DEFAULT_GT_TOPIC]}
+    assert bag_topics(tmp_path / "mcap") == {
+        t: "sensor_msgs/msg/Image" for t in [*DEFAULT_TOPICS.values(), DEFAULT_GT_TOPIC]
+    }
 
     # With the default clocks (every camera at 1 / hold, phases within a frame) the i-th image
     # of every topic is dataset frame i, in the drivers' encodings, and so is its label.
@@ -70,9 +93,16 @@ def test_bag_metrics_equal_pysodmetrics_on_the_same_predictions(fast_engine, mm5
     assert evaluation.accounting_balanced and evaluation.masks == 12 and len(evaluation.scored) == 12
     write_report(evaluation, tmp_path / "report")
     truth = GroundTruth.from_topic(bag, DEFAULT_GT_TOPIC)
-    s, mae, f = sod.Smeasure(), sod.MAE(), sod.FmeasureV2(
-        {"iou": sod.IOUHandler(with_dynamic=False, with_adaptive=False, with_binary=True),
-         "f": sod.FmeasureHandler(with_dynamic=True, with_adaptive=False, beta=0.3)})
+    s, mae, f = (
+        sod.Smeasure(),
+        sod.MAE(),
+        sod.FmeasureV2(
+            {
+                "iou": sod.IOUHandler(with_dynamic=False, with_adaptive=False, with_binary=True),
+                "f": sod.FmeasureHandler(with_dynamic=True, with_adaptive=False, beta=0.3),
+            }
+        ),
+    )
     for png in sorted((tmp_path / "report" / "predictions").glob("*.png")):
         prediction = cv2.imread(str(png), cv2.IMREAD_GRAYSCALE)
         gt = truth.lookup(int(png.stem)).astype(np.uint8) * 255
@@ -109,12 +139,13 @@ def test_thermal_dropout_splits_the_robustness_table(fast_engine, mm5_root, ids,
 def test_bad_bags_and_bad_ground_truth_are_named(fast_engine, mm5_root, ids, tmp_path):
     bag = tmp_path / "bag"
     make_bag(mm5_root, ids[:4], bag, MakeBagConfig(size=SIZE, storage="mcap"), progress=False)
-    with pytest.raises(BagError, match="no topic /flir/image; it has .*/thermal/image"):
-        BagEvaluator(OnnxRuntimeBackend(fast_engine), fast_engine.input_size,
-                     topics={**DEFAULT_TOPICS, "thermal": "/flir/image"}).run(bag, GroundTruth.from_topic(bag, DEFAULT_GT_TOPIC), progress=False)
+    with pytest.raises(BagError, match=r"no topic /flir/image; it has .*/thermal/image"):
+        BagEvaluator(
+            OnnxRuntimeBackend(fast_engine), fast_engine.input_size, topics={**DEFAULT_TOPICS, "thermal": "/flir/image"}
+        ).run(bag, GroundTruth.from_topic(bag, DEFAULT_GT_TOPIC), progress=False)
     with pytest.raises(BagError, match="no ground-truth topic /nothing/here"):
         GroundTruth.from_topic(bag, "/nothing/here")
-    with pytest.raises(BagError, match="no ground truth: folder .* holds no usable mask"):
+    with pytest.raises(BagError, match=r"no ground truth: folder .* holds no usable mask"):
         _evaluate_with(fast_engine, bag, GroundTruth.from_folder(tmp_path))
     with pytest.raises(BagError, match="no such bag"):
         _evaluate_with(fast_engine, tmp_path / "missing", GroundTruth.from_folder(tmp_path))
@@ -146,16 +177,42 @@ def _evaluate_with(engine, bag: Path, truth: GroundTruth):  # type: ignore[no-un
 def test_cli_make_bag_and_evaluate(fast_engine, mm5_root, tmp_path):
     bag = tmp_path / "cli_bag"
     run = [sys.executable, "-m", "binseg_ros.cli"]
-    made = subprocess.run([*run, "make-bag", "--data", str(mm5_root), "--out", str(bag), "--limit", "8", "--size",
-                           "120x160", "--storage", "sqlite3", "--dropout", "depth:0.1:0.3"],
-                          capture_output=True, text=True, timeout=120)
+    made = subprocess.run(
+        [
+            *run,
+            "make-bag",
+            "--data",
+            str(mm5_root),
+            "--out",
+            str(bag),
+            "--limit",
+            "8",
+            "--size",
+            "120x160",
+            "--storage",
+            "sqlite3",
+            "--dropout",
+            "depth:0.1:0.3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert made.returncode == 0, made.stderr
     assert "silenced by dropouts: {'depth': 3}" in made.stdout
     out = tmp_path / "report"
-    evaluated = subprocess.run([*run, "evaluate", "--bag", str(bag), "--engine-dir", str(fast_engine.root), "--out",
-                                str(out)], capture_output=True, text=True, timeout=120)
+    evaluated = subprocess.run(
+        [*run, "evaluate", "--bag", str(bag), "--engine-dir", str(fast_engine.root), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert evaluated.returncode == 0, evaluated.stderr
     assert "Every message accounted for: **yes**" in (out / "report.md").read_text()
-    broken = subprocess.run([*run, "evaluate", "--bag", str(tmp_path), "--engine-dir", str(fast_engine.root)],
-                            capture_output=True, text=True, timeout=120)
+    broken = subprocess.run(
+        [*run, "evaluate", "--bag", str(tmp_path), "--engine-dir", str(fast_engine.root)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert broken.returncode == 2 and "not a readable rosbag2" in broken.stderr and "Traceback" not in broken.stderr

@@ -7,8 +7,16 @@ import pytest
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from binseg_ros.images import ConversionError, image_view, to_sensor_units
+from binseg_ros.core.drops import Repair
+from binseg_ros.core.frame import Arrival
+from binseg_ros.core.messages import ConversionError, ThermalUnits, image_view, to_frame
 from binseg_ros.ros.conversions import to_image
+
+
+def to_sensor_units(modality, msg, thermal=ThermalUnits()):
+    """The message decoded as the runtime does, in sensor units, with its repair."""
+    frame, repair = to_frame(modality, msg, Arrival(0), thermal)
+    return frame.sensor_units(), repair
 
 
 def message(array: np.ndarray, encoding: str, pad: int = 0, bigendian: bool = False) -> Image:
@@ -17,8 +25,14 @@ def message(array: np.ndarray, encoding: str, pad: int = 0, bigendian: bool = Fa
     rows = wire.reshape(array.shape[0], -1).view(np.uint8)
     padded = np.zeros((rows.shape[0], rows.shape[1] + pad), np.uint8)
     padded[:, : rows.shape[1]] = rows
-    msg = Image(header=Header(frame_id="cam"), height=array.shape[0], width=array.shape[1], encoding=encoding,
-                is_bigendian=int(bigendian), step=padded.shape[1])
+    msg = Image(
+        header=Header(frame_id="cam"),
+        height=array.shape[0],
+        width=array.shape[1],
+        encoding=encoding,
+        is_bigendian=int(bigendian),
+        step=padded.shape[1],
+    )
     msg.data = padded.tobytes()
     return msg
 
@@ -27,9 +41,12 @@ def test_round_trip_and_zero_copy_view():
     rgb = np.random.default_rng(0).integers(0, 255, (6, 8, 3), dtype=np.uint8)
     msg = to_image(rgb, "rgb8", Header(frame_id="cam"))
     assert (msg.step, msg.encoding, msg.header.frame_id) == (24, "rgb8", "cam")
-    view, repaired = to_sensor_units("rgb", msg)
-    assert np.array_equal(view, rgb) and repaired is None
-    assert not view.flags.owndata  # a view of the message buffer, no copy
+    frame, repaired = to_frame("rgb", msg, Arrival(0))
+    assert np.array_equal(frame.data, rgb) and repaired is None
+    assert not frame.data.flags.owndata  # a view of the message buffer, no copy
+    depth, _ = to_frame("depth", to_image(np.full((2, 3), 1500, np.uint16), "16UC1", Header()), Arrival(0))
+    assert depth.data.dtype == np.uint16 and not depth.data.flags.owndata  # metres only after the downscale
+    np.testing.assert_allclose(depth.sensor_units(), np.full((2, 3), 1.5), rtol=1e-6)
 
 
 def test_padded_rows_and_big_endian_are_decoded():
@@ -58,9 +75,9 @@ def test_units(modality, encoding, array, expected):
 def test_nonfinite_depth_is_repaired_and_reported_thermal_gain_applies():
     depth = np.array([[np.nan, np.inf, 2.0]], np.float32)
     out, repaired = to_sensor_units("depth", message(depth, "32FC1"))
-    assert out.tolist() == [[0.0, 0.0, 2.0]] and repaired == "depth_nonfinite"
+    assert out.tolist() == [[0.0, 0.0, 2.0]] and repaired is Repair.DEPTH_NONFINITE
     celsius = np.array([[20.0]], np.float32)
-    out, _ = to_sensor_units("thermal", message(celsius, "32FC1"), thermal_gain=100.0, thermal_offset=16000.0)
+    out, _ = to_sensor_units("thermal", message(celsius, "32FC1"), ThermalUnits(gain=100.0, offset=16000.0))
     assert out.tolist() == [[18000.0]]
     with pytest.raises(ConversionError) as error:
         to_sensor_units("thermal", message(np.array([[np.nan]], np.float32), "32FC1"))

@@ -8,16 +8,28 @@ import subprocess
 import sys
 
 import cv2
-
 from rosgraph import ros_environment
 
 
 def test_demo_plays_the_sample_and_shows_the_fallback(fast_engine, tmp_path):
     env = {**os.environ, **ros_environment()}
     result = subprocess.run(
-        [sys.executable, "-m", "binseg_ros.cli", "demo", "--engine-dir", str(fast_engine.root),
-         "--out", str(tmp_path), "--passes", "4"],
-        capture_output=True, text=True, env=env, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "binseg_ros.cli",
+            "demo",
+            "--engine-dir",
+            str(fast_engine.root),
+            "--out",
+            str(tmp_path),
+            "--passes",
+            "4",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout

@@ -10,23 +10,22 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from conftest import EXPORT_SIZE, frame_inputs, random_inputs
 from onnx import helper, numpy_helper
+from test_kernels import circular_taps
 
 from binseg_ros.backends.onnxruntime import OnnxRuntimeBackend
+from binseg_ros.core.preprocess import prepare_images
 from binseg_ros.engines.export import export_subset_onnx
 from binseg_ros.engines.manifest import Manifest
 from binseg_ros.errors import BackendError, InputError, ManifestError, ModalityError
-from binseg_ros.hashing import sha256_file
-from binseg_ros.kernels.plugin import PLUGIN_NAME, PLUGIN_NAMESPACE, PLUGIN_VERSION
 from binseg_ros.forms import FREQUENCY_FORMS
+from binseg_ros.hashing import sha256_file
+from binseg_ros.kernels.plugin_identity import PLUGIN_NAME, PLUGIN_NAMESPACE, PLUGIN_VERSION
+from binseg_ros.modalities import CHANNELS, all_subsets, parse_subset, subset_name
+from binseg_ros.model import SubsetGraph
 from binseg_ros.model.frequency import FrequencySplit
 from binseg_ros.model.normalization import Normalization
-from binseg_ros.modalities import CHANNELS, all_subsets, subset_name
-from binseg_ros.model import SubsetGraph
-from binseg_ros.preprocess import prepare_inputs
-
-from conftest import EXPORT_SIZE, frame_inputs, random_inputs
-from test_kernels import circular_taps
 
 SUBSETS = all_subsets()
 FORMS = ("matmul", "fft")  # the forms ONNX Runtime runs; "kernel" holds TensorRT plugin nodes
@@ -85,7 +84,7 @@ def test_onnxruntime_matches_torch_on_random_and_real_inputs(engine_folder, cali
     calibrated_net.set_frequency_form("fft")  # torch.fft is the reference for both graphs
     graph = SubsetGraph(calibrated_net, subset).eval()
     cases = [random_inputs(EXPORT_SIZE, seed=1)] + [
-        prepare_inputs(frame_inputs(frame), EXPORT_SIZE) for frame in real_frames[:2]
+        prepare_images(frame_inputs(frame), EXPORT_SIZE) for frame in real_frames[:2]
     ]
     for case in cases:
         inputs = {m: case[m] for m in subset}
@@ -136,9 +135,11 @@ def _reference_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
 def test_plugin_graph_is_the_plugin_free_graph_with_the_kernel_in_place(engine_folder, real_frames, subset):
     """The plugin nodes get the right tensors: x, its cutoffs, and low/high in that order."""
     plugin_graph = onnx.load(engine_folder.onnx_path(subset, "kernel"))
-    session = ort.InferenceSession(_reference_nodes(plugin_graph).SerializeToString(), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        _reference_nodes(plugin_graph).SerializeToString(), providers=["CPUExecutionProvider"]
+    )
     backend = OnnxRuntimeBackend(engine_folder, "matmul")
-    inputs = prepare_inputs(frame_inputs(real_frames[1]), EXPORT_SIZE)
+    inputs = prepare_images(frame_inputs(real_frames[1]), EXPORT_SIZE)
     case = {m: inputs[m] for m in subset}
     (probability,) = session.run(["probability"], case)
     assert np.abs(probability[0, 0] - backend.run(case)).max() <= 1e-4
@@ -187,7 +188,7 @@ def test_manifest_refuses_a_changed_or_missing_file(engine_folder, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(engine_folder.root, copy)
     manifest = Manifest.load(copy)
-    target = copy / manifest.entry("thermal").onnx["matmul"].file
+    target = copy / manifest.entry(parse_subset("thermal")).onnx["matmul"].file
     target.write_bytes(target.read_bytes()[:-10])
     with pytest.raises(ManifestError, match=r"thermal\.matmul\.onnx does not match its recorded sha256"):
         manifest.verify()
@@ -195,7 +196,7 @@ def test_manifest_refuses_a_changed_or_missing_file(engine_folder, tmp_path):
     with pytest.raises(ManifestError, match=r"thermal\.matmul\.onnx is missing"):
         manifest.verify()
     with pytest.raises(ManifestError, match="no engine for subset 'rgb'"):
-        Manifest(copy, "m", "v", manifest.weights, manifest.tensors, (64, 64), {}, 20, {}).entry("rgb")
+        Manifest(copy, "m", "v", manifest.weights, manifest.tensors, (64, 64), {}, 20, {}).entry(parse_subset("rgb"))
 
 
 @pytest.mark.parametrize(
@@ -216,8 +217,23 @@ def test_export_errors_name_the_problem(calibrated_net, tmp_path, subset, size, 
 def test_cli_export_and_its_errors(tmp_path, capsys):
     from binseg_ros.cli import main
 
-    assert main(["export", "--out", str(tmp_path), "--size", "64x96", "--subsets", "thermal,depth+rgb",
-                 "--forms", "matmul", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "--out",
+                str(tmp_path),
+                "--size",
+                "64x96",
+                "--subsets",
+                "thermal,depth+rgb",
+                "--forms",
+                "matmul",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     manifest = Manifest.load(tmp_path / "binseg_s")
     assert set(manifest.subsets) == {"thermal", "rgb+depth"} and manifest.version == "untrained"
     assert not (tmp_path / "untrained.pt").exists()  # scratch weights never land next to the engines
@@ -226,10 +242,8 @@ def test_cli_export_and_its_errors(tmp_path, capsys):
 
     assert main(["export", "--out", str(tmp_path), "--subsets", "rgb+lidar", "--quiet"]) == 2
     assert "unknown modality 'lidar'" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["export", "--size", "480by640"])
+    assert main(["export", "--size", "480by640"]) == 2  # argparse's errors too: main returns, never exits
     assert "HEIGHTxWIDTH" in capsys.readouterr().err
-
 
 
 def test_torch_backend_matches_onnxruntime(engine_folder, real_frames):
@@ -238,7 +252,7 @@ def test_torch_backend_matches_onnxruntime(engine_folder, real_frames):
     torch_backend = create_backend("torch", engine_folder)
     onnx_backend = create_backend("auto", engine_folder)
     assert (torch_backend.name, onnx_backend.name) == ("torch", "onnxruntime")
-    inputs = prepare_inputs(frame_inputs(real_frames[3]), EXPORT_SIZE)
+    inputs = prepare_images(frame_inputs(real_frames[3]), EXPORT_SIZE)
     for subset in (("rgb", "depth", "thermal"), ("thermal",)):
         case = {m: inputs[m] for m in subset}
         assert np.abs(torch_backend.run(case) - onnx_backend.run(case)).max() <= 1e-4

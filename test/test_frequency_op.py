@@ -10,15 +10,14 @@ import ctypes
 
 import pytest
 import torch
+from test_frequency import SIZES
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-from binseg_ros.kernels import runtime
+from binseg_ros.kernels import launcher
 from binseg_ros.kernels.ops import frequency_split
+from binseg_ros.modalities import CHANNELS, all_subsets
 from binseg_ros.model import BinSegNet
 from binseg_ros.model.frequency import FrequencySplit, gaussian_lowpass, spectral_filter_fft
-from binseg_ros.modalities import CHANNELS, all_subsets
-
-from test_frequency import SIZES
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -80,15 +79,15 @@ def test_kernel_form_network_equals_fft_form(calibrated_net: BinSegNet):
 
 def test_launcher_library_builds_once_and_reports_its_launch_geometry(tmp_path, monkeypatch):
     """The library the CUDA op loads: built by nvcc into the cache, loadable without a GPU."""
-    monkeypatch.setenv(runtime.CACHE_ENV, str(tmp_path))
-    runtime.launcher.cache_clear()
-    lib = runtime.launcher("sm_87")
+    monkeypatch.setenv(launcher.CACHE_ENV, str(tmp_path))
+    launcher.launcher.cache_clear()
+    lib = launcher.launcher("sm_87")
     (built,) = tmp_path.glob("*/libbinseg_kernels.sm_87.so")
     stamp = built.stat().st_mtime_ns
-    runtime.launcher.cache_clear()
-    assert isinstance(runtime.launcher("sm_87"), ctypes.CDLL)
+    launcher.launcher.cache_clear()
+    assert isinstance(launcher.launcher("sm_87"), ctypes.CDLL)
     assert built.stat().st_mtime_ns == stamp  # loaded from the cache, not rebuilt
-    runtime.launcher.cache_clear()
+    launcher.launcher.cache_clear()
     # Shared memory per block: the plane, both axes' unrolled taps, one staged row per warp.
     height, width = 120, 160
     assert lib.binseg_frequency_split_smem_bytes(height, width) == 4 * (

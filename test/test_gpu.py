@@ -1,6 +1,6 @@
-"""The CUDA path on a GPU (issue 6): the kernels' numerics, the network, the torch backend.
+"""The CUDA path on a GPU: the kernels' numerics, the network, the torch backend.
 
-Skipped without a CUDA GPU; ``bash bench/run_gpu.sh`` runs it on the device machine. Data:
+Skipped without a CUDA GPU; ``bash bench/run_gpu.sh`` runs it on a machine with one. Data:
 the shipped trained model and the four MM5 frames in ``binseg_ros/sample`` (no MM5 folder).
 
 Error scale of the op comparisons: ``max |op - reference| / max(1, max |x| over the plane)``.
@@ -23,8 +23,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import frame_inputs
 
 from binseg_ros.backends.torch import TorchBackend
+from binseg_ros.core.preprocess import prepare_images
 from binseg_ros.datasets import list_ids, load_frame
 from binseg_ros.engines.locate import DEFAULT_MODEL
 from binseg_ros.engines.manifest import Manifest
@@ -33,12 +35,9 @@ from binseg_ros.kernels.ops import frequency_split
 from binseg_ros.modalities import MODALITIES, all_subsets, subset_name
 from binseg_ros.model import BinSegNet, load_checkpoint
 from binseg_ros.model.frequency import FrequencySplit, gaussian_lowpass, spectral_filter_fft
-from binseg_ros.preprocess import prepare_inputs
-
-from conftest import frame_inputs
 
 pytestmark = pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="needs a CUDA GPU (issue 6: run on the H100 device machine)"
+    not torch.cuda.is_available(), reason="needs a CUDA GPU (bash bench/run_gpu.sh runs these where there is one)"
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,7 +73,7 @@ def batch_inputs(
     frames: list[dict[str, np.ndarray]], size: tuple[int, int], subset: tuple[str, ...] = MODALITIES
 ) -> dict[str, torch.Tensor]:
     """``[len(frames), C, H, W]`` CUDA tensors of the frames, preprocessed as the node does."""
-    prepared = [prepare_inputs(frame, size) for frame in frames]
+    prepared = [prepare_images(frame, size) for frame in frames]
     return {m: torch.from_numpy(np.concatenate([p[m] for p in prepared])).cuda() for m in subset}
 
 
@@ -177,7 +176,7 @@ def test_torch_backend_cuda_path_matches_eager_and_onnxruntime(sample_frames):
     eager = TorchBackend.from_manifest(manifest, "cuda", cuda_graphs=False)
     assert graphs.cuda_graphs and not eager.cuda_graphs
     reference = OnnxRuntimeBackend(manifest, "matmul")  # CPU
-    frames = [prepare_inputs(frame, manifest.input_size) for frame in sample_frames[:2]]
+    frames = [prepare_images(frame, manifest.input_size) for frame in sample_frames[:2]]
     for subset in all_subsets():
         feed = {m: frames[0][m] for m in subset}
         result = graphs.run(feed)

@@ -1,7 +1,7 @@
 """CUDA kernels on a machine without a GPU: they compile for every target, without spills,
 and the operator they implement (separable circular convolution) equals the FFT branch.
 
-Numerics of the compiled kernels on a GPU are in the GPU tests (issue 6); here the math the
+Numerics of the compiled kernels on a GPU are in the GPU tests (test_gpu.py); here the math the
 kernel runs is checked in numpy against ``numpy.fft`` on every plane size the network uses.
 """
 
@@ -41,7 +41,12 @@ def test_ptxas_report_parser_reads_spills():
     )
     (entry,) = parse_ptxas(log)
     assert (entry.kernel, entry.registers, entry.stack_bytes, entry.spill_store_bytes, entry.spill_load_bytes) == (
-        "k", 255, 16, 8, 4)
+        "k",
+        255,
+        16,
+        8,
+        4,
+    )
 
 
 def circular_taps(sigma: float, n: int) -> np.ndarray:
@@ -105,8 +110,10 @@ def test_skipping_negligible_taps_stays_within_fp32_rounding(plane, sigma):
     assert np.abs(low - reference).max() <= 4 * TAIL_TOLERANCE * np.abs(x).max()
 
 
-@pytest.mark.parametrize(("sigma", "n", "support"), [(0.08, 160, (10, 10)), (0.058, 120, (13, 13)),
-                                                      (0.3, 160, (79, 80)), (0.02, 40, (19, 20)), (0.3, 15, (7, 7))])
+@pytest.mark.parametrize(
+    ("sigma", "n", "support"),
+    [(0.08, 160, (10, 10)), (0.058, 120, (13, 13)), (0.3, 160, (79, 80)), (0.02, 40, (19, 20)), (0.3, 15, (7, 7))],
+)
 def test_tap_support_is_short_for_trained_cutoffs_and_whole_where_taps_ring(sigma, n, support):
     """Trained cutoffs (0.06-0.09 cycles/sample) need ~25 taps of 160; a wide pass band rings
     (Dirichlet kernel) and a narrow one wraps around, so those keep the whole period."""
@@ -129,7 +136,7 @@ def sliding_convolution(v: np.ndarray, start: int, taps: np.ndarray, outputs: in
         up = 0 if up == n - 1 else up + 1
     acc = [0.0] * outputs
     for d in range(-lo, hi + 1):
-        acc = [a + taps[d % len(taps)] * w for a, w in zip(acc, window)]
+        acc = [a + taps[d % len(taps)] * w for a, w in zip(acc, window, strict=False)]
         window = [None, *window[:-1]]
         t = n - 1 if t == 0 else t - 1
         window[0] = v[t]

@@ -5,22 +5,21 @@ from __future__ import annotations
 import numpy as np
 import py_sod_metrics as sod
 import pytest
+from conftest import frame_inputs
 
 from binseg_ros.backends.torch import TorchBackend
-from binseg_ros.metrics import METRICS, SegmentationMetrics, frame_metrics, mean_curves, score_frame, summarize
+from binseg_ros.metrics import METRICS, SegmentationMetrics, mean_curves, score_frame, summarize
 from binseg_ros.training.evaluate import format_table, robustness_table
-
-from conftest import frame_inputs
 
 
 def test_perfect_and_inverted_predictions():
     truth = np.zeros((48, 64), bool)
     truth[10:20, 5:40] = True
-    perfect = frame_metrics(truth.astype(np.float64), truth)
+    perfect = summarize([score_frame(truth.astype(np.float64), truth)])
     assert perfect["IoU"] == perfect["Dice"] == perfect["maxF"] == pytest.approx(1.0)
     assert perfect["MAE"] == perfect["BER"] == pytest.approx(0.0)
     assert perfect["S"] == pytest.approx(1.0, abs=1e-6)
-    inverted = frame_metrics((~truth).astype(np.float64), truth)
+    inverted = summarize([score_frame((~truth).astype(np.float64), truth)])
     assert inverted["IoU"] == 0.0 and inverted["MAE"] == pytest.approx(1.0)
 
 
@@ -51,20 +50,31 @@ def test_thresholded_scores_match_numpy_per_frame_averages():
 def _pysodmetrics_directly(pairs) -> dict[str, float]:
     """The reference: pysodmetrics' own accumulators stepped over every frame."""
     s, e, wf, mae = sod.Smeasure(), sod.Emeasure(), sod.WeightedFmeasure(), sod.MAE()
-    binary = sod.FmeasureV2({
-        "f": sod.FmeasureHandler(with_dynamic=True, with_adaptive=False, beta=0.3),
-        "iou": sod.IOUHandler(with_dynamic=False, with_adaptive=False, with_binary=True),
-        "dice": sod.DICEHandler(with_dynamic=False, with_adaptive=False, with_binary=True),
-        "ber": sod.BERHandler(with_dynamic=False, with_adaptive=False, with_binary=True),
-    })
+    binary = sod.FmeasureV2(
+        {
+            "f": sod.FmeasureHandler(with_dynamic=True, with_adaptive=False, beta=0.3),
+            "iou": sod.IOUHandler(with_dynamic=False, with_adaptive=False, with_binary=True),
+            "dice": sod.DICEHandler(with_dynamic=False, with_adaptive=False, with_binary=True),
+            "ber": sod.BERHandler(with_dynamic=False, with_adaptive=False, with_binary=True),
+        }
+    )
     for probability, truth in pairs:
         pred, gt = np.rint(probability * 255).astype(np.uint8), truth.astype(np.uint8) * 255
         for metric in (s, e, wf, mae, binary):
             metric.step(pred, gt)
     r, em = binary.get_results(), e.get_results()["em"]["curve"]
-    return {"S": s.get_results()["sm"], "maxF": r["f"]["dynamic"].max(), "meanF": r["f"]["dynamic"].mean(),
-            "maxE": em.max(), "meanE": em.mean(), "wF": wf.get_results()["wfm"], "MAE": mae.get_results()["mae"],
-            "IoU": r["iou"]["binary"], "Dice": r["dice"]["binary"], "BER": r["ber"]["binary"]}
+    return {
+        "S": s.get_results()["sm"],
+        "maxF": r["f"]["dynamic"].max(),
+        "meanF": r["f"]["dynamic"].mean(),
+        "maxE": em.max(),
+        "meanE": em.mean(),
+        "wF": wf.get_results()["wfm"],
+        "MAE": mae.get_results()["mae"],
+        "IoU": r["iou"]["binary"],
+        "Dice": r["dice"]["binary"],
+        "BER": r["ber"]["binary"],
+    }
 
 
 def test_frame_scores_combine_to_exactly_what_pysodmetrics_reports():
@@ -97,8 +107,15 @@ def test_robustness_table_covers_every_subset(calibrated_net, real_frames):
     backend = TorchBackend(calibrated_net, (96, 128))
     frames = [{**frame_inputs(f), "label": f["label"]} for f in real_frames[:2]]
     table = robustness_table(backend, (96, 128), frames, progress=False)
-    assert list(table)[:7] == ["rgb+depth+thermal", "rgb+depth", "rgb+thermal", "depth+thermal", "rgb", "depth",
-                               "thermal"]
+    assert list(table)[:7] == [
+        "rgb+depth+thermal",
+        "rgb+depth",
+        "rgb+thermal",
+        "depth+thermal",
+        "rgb",
+        "depth",
+        "thermal",
+    ]
     subsets = [table[k] for k in list(table)[:7]]
     assert table["worst"]["IoU"] == min(r["IoU"] for r in subsets)
     assert table["worst"]["MAE"] == max(r["MAE"] for r in subsets)

@@ -39,4 +39,5 @@ def test_all_subsets_are_the_seven_nonempty_ones():
     assert len(subsets) == len(set(subsets)) == 7
     assert subsets[0] == ("rgb", "depth", "thermal")
     assert all(parse_subset(s) == s for s in subsets)
-    assert subset_name(("thermal", "rgb")) == "rgb+thermal"
+    assert subset_name(parse_subset(("thermal", "rgb"))) == "rgb+thermal"
+    assert subset_name(parse_subset("depth+rgb")) == "rgb+depth"

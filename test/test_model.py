@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import random_inputs
 
 from binseg_ros.errors import InputError, ModalityError
 from binseg_ros.modalities import MODALITIES, all_subsets
@@ -14,8 +15,6 @@ from binseg_ros.model import BinSegNet, ModelConfig
 from binseg_ros.model.fusion import DIFFERENTIAL_KERNELS, DifferentialOperators
 from binseg_ros.model.normalization import InputNormalizer, Normalization
 from binseg_ros.model.profile import count_subset
-
-from conftest import random_inputs
 
 SIZE = (96, 128)
 

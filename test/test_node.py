@@ -7,15 +7,15 @@ import time
 import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
+from conftest import frame_inputs
+from rosgraph import ros_environment
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from binseg_ros.datasets import camera_frames
+from binseg_ros.errors import NodeError
 from binseg_ros.ros.conversions import to_image
 from binseg_ros.ros.process import NodeProcess
-from rosgraph import ros_environment
-
-from conftest import frame_inputs
 
 SLOP = 0.05
 TIMEOUT = 0.5
@@ -31,11 +31,16 @@ def frames(real_frames):
 @pytest.fixture(scope="module")
 def node(fast_engine, ros_harness):
     process = NodeProcess(
-        fast_engine.root, ros_environment(), slop=SLOP, modality_timeout=TIMEOUT, readmit_frames=3, diagnostics_period=0.2
+        fast_engine.root,
+        ros_environment(),
+        slop=SLOP,
+        modality_timeout=TIMEOUT,
+        readmit_frames=3,
+        diagnostics_period=0.2,
     )
     try:
-        ros_harness.wait_for_node()
-    except TimeoutError:
+        ros_harness.wait_for_target()
+    except NodeError:
         process.stop()
         pytest.fail(f"segment_node did not start:\n{process.output}")
     yield process
@@ -128,8 +133,16 @@ def _malformed(kind: str, frames, harness) -> tuple[str, Image]:
 
 @pytest.mark.parametrize(
     "kind",
-    ["bad_step", "bad_data_length", "unknown_encoding", "zero_size", "unsupported_encoding", "resolution_mismatch",
-     "depth_nonfinite", "stamp_not_increasing"],
+    [
+        "bad_step",
+        "bad_data_length",
+        "unknown_encoding",
+        "zero_size",
+        "unsupported_encoding",
+        "resolution_mismatch",
+        "depth_nonfinite",
+        "stamp_not_increasing",
+    ],
 )
 def test_malformed_input_is_counted_and_good_frames_keep_flowing(node, ros_harness, frames, kind):
     harness = ros_harness
@@ -151,7 +164,6 @@ def test_malformed_input_is_counted_and_good_frames_keep_flowing(node, ros_harne
     status = harness.wait_for_status("segmentation", lambda s: int(s.get(key, 0)) >= before + bad)
     assert int(status[key]) == before + bad
     assert node.process.poll() is None  # still running
-
 
 
 def test_probability_and_overlay_only_while_subscribed(node, ros_harness, frames):

@@ -8,9 +8,9 @@ import sys
 import xml.etree.ElementTree as ET
 import zipfile
 
-import binseg_ros
-
 from conftest import REPO
+
+import binseg_ros
 
 
 def test_package_xml_is_format_3_ament_python():
@@ -32,8 +32,18 @@ def test_wheel_installs_what_ros2_run_and_launch_expect(tmp_path):
     of setup.cfg; pip puts them in ``bin``.
     """
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-         "--wheel-dir", str(tmp_path), str(REPO)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--wheel-dir",
+            str(tmp_path),
+            str(REPO),
+        ],
         check=True,
         capture_output=True,
     )
@@ -50,13 +60,23 @@ def test_wheel_installs_what_ros2_run_and_launch_expect(tmp_path):
         assert shipped
         assert {n for n in names if n.startswith(f"{data}binseg_ros/{folder}/")} == shipped
     assert "binseg = binseg_ros.cli:main" in scripts
+    assert "binseg_ros/py.typed" in names  # type checkers of users' code read our annotations
     assert "segment_node = binseg_ros.ros.node:main" in scripts
     assert {f"binseg_ros/sample/{d}/51.png" for d in ("RGB", "Depth", "Thermal")} <= names
     kernels = {"frequency_split.cu", "frequency_split.h", "frequency_split_plugin.cpp"}  # built on the robot
     assert {f"binseg_ros/kernels/{name}" for name in kernels} <= names
     engine = f"{data}binseg_ros/engines/binseg_s/"  # the shipped trained model, where locate() looks
-    assert {engine + f for f in ("manifest.yaml", "weights.pt", "tensors.bin", "model_card.md",
-                                 "rgb_depth_thermal.matmul.onnx", "thermal.fft.onnx")} <= names
+    assert {
+        engine + f
+        for f in (
+            "manifest.yaml",
+            "weights.pt",
+            "tensors.bin",
+            "model_card.md",
+            "rgb_depth_thermal.matmul.onnx",
+            "thermal.fft.onnx",
+        )
+    } <= names
     config = configparser.ConfigParser()
     config.read(REPO / "setup.cfg")
     assert config["develop"]["script_dir"] == config["install"]["install_scripts"] == "$base/lib/binseg_ros"

@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from binseg_ros.engines.manifest import FileRef
-from binseg_ros.engines.plans import PlanCache, PlanKey, model_digest, slot_name
+from binseg_ros.engines.tensorrt.plan_cache import PlanCache, PlanKey, model_digest, slot_name
 from binseg_ros.errors import BackendError
 
 KEY = PlanKey("NVIDIA H100 80GB HBM3", "9.0", "10.3.0", "fp16", "a" * 64)
@@ -89,6 +89,12 @@ def test_model_digest_covers_the_external_weights(engine_folder):
     assert model_digest(retrained, subset, "kernel") != digest  # same graph file, new weights
 
 
-def test_unknown_precision_is_refused():
+def test_a_record_with_an_unknown_precision_is_refused(tmp_path, caplog):
     with pytest.raises(BackendError, match="precision must be one of fp16, fp32, int8"):
-        dataclasses.replace(KEY, precision="bf16")
+        PlanKey.from_record({**dataclasses.asdict(KEY), "precision": "bf16"})
+    cache = PlanCache(tmp_path)
+    record = cache.store(SLOT, KEY, PLAN).with_suffix(".json")
+    record.write_text(record.read_text().replace('"fp16"', '"bf16"'))
+    with caplog.at_level(logging.WARNING):
+        assert cache.load(SLOT, KEY) is None
+    assert "unreadable" in caplog.text and "precision must be one of" in caplog.text

@@ -5,12 +5,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from conftest import frame_inputs
 
+from binseg_ros.core.frame import Arrival, Frame
+from binseg_ros.core.preprocess import prepare_images
 from binseg_ros.datasets import FolderLayout, list_ids, load_frame
 from binseg_ros.errors import InputError
-from binseg_ros.preprocess import prepare_inputs
-
-from conftest import frame_inputs
 
 
 def test_list_ids_is_numeric_and_skips_gaps(mm5_root):
@@ -41,7 +41,7 @@ def test_missing_dataset_and_image_are_clear(tmp_path, mm5_root):
 
 def test_prepare_inputs_resizes_and_keeps_invalid_depth_exact(real_frames):
     frame = dict(frame_inputs(real_frames[0]))
-    prepared = prepare_inputs(frame, (240, 320))
+    prepared = prepare_images(frame, (240, 320))
     assert {m: a.shape for m, a in prepared.items()} == {
         "rgb": (1, 3, 240, 320),
         "depth": (1, 1, 240, 320),
@@ -51,7 +51,7 @@ def test_prepare_inputs_resizes_and_keeps_invalid_depth_exact(real_frames):
     # Nearest-neighbour depth: every output value is an input value (no blended fake depths).
     assert np.isin(np.unique(prepared["depth"]), np.unique(frame["depth"])).all()
     assert np.allclose(prepared["rgb"][0].mean(axis=(1, 2)), frame["rgb"].reshape(-1, 3).mean(0), atol=0.5)
-    same = prepare_inputs(frame, (480, 640))
+    same = prepare_images(frame, (480, 640))
     assert np.array_equal(same["rgb"][0].transpose(1, 2, 0), frame["rgb"].astype(np.float32))
 
 
@@ -63,6 +63,7 @@ def test_prepare_inputs_resizes_and_keeps_invalid_depth_exact(real_frames):
         ({"thermal": np.zeros((0, 64), np.float32)}, r"thermal: expected an HxW frame, got shape \(0, 64\)"),
     ],
 )
-def test_prepare_inputs_rejects_bad_frames(frames, message):
+def test_frames_of_the_wrong_shape_are_refused_when_made(frames, message):
+    ((modality, data),) = frames.items()
     with pytest.raises(InputError, match=message):
-        prepare_inputs(frames, (32, 32))
+        Frame(modality, 0, Arrival(0), data)

@@ -8,11 +8,11 @@ import subprocess
 import sys
 
 import pytest
+from rosgraph import ros_environment
 
 from binseg_ros.bags.io import read_messages
 from binseg_ros.bags.make import MakeBagConfig, make_bag
 from binseg_ros.training.split import SPLITS, load_split
-from rosgraph import ros_environment
 
 
 def test_replay_reproduces_the_offline_masks_frame_for_frame(fast_engine, mm5_root, tmp_path):
@@ -21,9 +21,24 @@ def test_replay_reproduces_the_offline_masks_frame_for_frame(fast_engine, mm5_ro
     make_bag(mm5_root, ids, bag, MakeBagConfig(size=(120, 160)), progress=False)
     out = tmp_path / "replay"
     result = subprocess.run(
-        [sys.executable, "-m", "binseg_ros.cli", "replay", "--bag", str(bag), "--engine-dir", str(fast_engine.root),
-         "--out", str(out), "--rate", "0.5"],
-        capture_output=True, text=True, env={**os.environ, **ros_environment()}, timeout=180,
+        [
+            sys.executable,
+            "-m",
+            "binseg_ros.cli",
+            "replay",
+            "--bag",
+            str(bag),
+            "--engine-dir",
+            str(fast_engine.root),
+            "--out",
+            str(out),
+            "--rate",
+            "0.5",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **ros_environment()},
+        timeout=180,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     summary = json.loads((out / "replay.json").read_text())

@@ -16,8 +16,8 @@ from binseg_ros.engines.export import CARD_NAME
 from binseg_ros.engines.locate import DEFAULT_MODEL
 from binseg_ros.engines.manifest import Manifest
 from binseg_ros.forms import FREQUENCY_FORMS
-from binseg_ros.model import load_checkpoint
 from binseg_ros.modalities import subset_name
+from binseg_ros.model import load_checkpoint
 from binseg_ros.training.evaluate import robustness_table
 from binseg_ros.training.split import SPLITS, load_split
 
@@ -38,7 +38,7 @@ def test_shipped_folder_is_trained_small_and_safe_to_load(manifest):
     assert len(manifest.subsets) == 7 and all(set(e.onnx) == set(FREQUENCY_FORMS) for e in manifest.subsets.values())
     size_mb = sum(f.stat().st_size for f in SHIPPED.iterdir()) / 2**20
     assert size_mb <= 25, f"shipped engine folder is {size_mb:.1f} MB"
-    net, metadata = load_checkpoint(SHIPPED / manifest.weights.file)  # torch.load(weights_only=True)
+    _net, metadata = load_checkpoint(SHIPPED / manifest.weights.file)  # torch.load(weights_only=True)
     assert metadata["version"] == manifest.version
     assert "## Held-out evaluation" in (SHIPPED / CARD_NAME).read_text()
 

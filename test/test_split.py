@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from binseg_ros.datasets import list_ids
-from binseg_ros.demo import SAMPLE
+import itertools
+
+from binseg_ros.datasets import SAMPLE, list_ids
 from binseg_ros.training.split import SPLITS, holdout_split, load_split, scene_groups
 
 
@@ -22,7 +23,7 @@ def test_no_scene_straddles_the_split_at_a_boundary(mm5_root):
     ids = list_ids(mm5_root)
     side = {i: "held" for i in split.held_out_ids()} | {i: "train" for i in split.train_ids()}
     scene = {i: g.key for g in split.train + split.held_out for i in g.ids}
-    for a, b in zip(ids, ids[1:]):
+    for a, b in itertools.pairwise(ids):
         if side[a] != side[b]:
             assert scene[a] != scene[b]
 

@@ -5,23 +5,41 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from binseg_ros.sync import Frame, FrameSet, Health, SyncConfig, Synchronizer
+from binseg_ros.core.frame import Arrival, Frame, FrameSet
+from binseg_ros.core.sync import Health, SyncConfig, Synchronizer
 
 IMAGE = np.zeros((4, 6), np.float32)
+RGB_IMAGE = np.zeros((4, 6, 3), np.uint8)
 PERIOD = 1 / 30
 
 
+def ns(seconds: float) -> int:
+    return round(seconds * 1e9)
+
+
+def sec(stamp_ns: int) -> float:
+    return stamp_ns * 1e-9
+
+
 class Rig:
-    """Drives a Synchronizer with frames at given stamps; arrival = stamp + latency."""
+    """Drives a Synchronizer with frames at given stamps (seconds here, ns inside); arrival = stamp + latency."""
 
     def __init__(self, **config):
         self.sets: list[FrameSet] = []
         self.sync = Synchronizer(SyncConfig(**config), self.sets.append)
         self.pushed = 0
 
-    def push(self, modality, stamp, latency=0.01, data=IMAGE):
+    def push(self, modality, stamp, latency=0.01, data=None):
         self.pushed += 1
-        return self.sync.push(Frame(modality, stamp, stamp + latency, data, header=(modality, stamp)))
+        if data is None:
+            data = RGB_IMAGE if modality == "rgb" else IMAGE
+        return self.sync.push(Frame(modality, ns(stamp), Arrival(ns(stamp + latency)), data))
+
+    def poll(self, t):
+        self.sync.poll(ns(t))
+
+    def health(self, t):
+        return self.sync.health(ns(t))
 
     def tick(self, t, modalities=("rgb", "depth", "thermal"), jitter=None):
         for m in modalities:
@@ -43,8 +61,8 @@ def test_jittered_streams_give_one_set_per_rgb_frame():
     for s in rig.sets:
         assert s.subset == ("rgb", "depth", "thermal")
         assert s.anchor.modality == "rgb" and s.frames["rgb"] is s.anchor
-        assert all(abs(f.stamp - s.anchor.stamp) <= 0.02 for f in s.frames.values())
-    stamps = [s.anchor.stamp for s in rig.sets]
+        assert all(abs(f.stamp_ns - s.anchor.stamp_ns) <= ns(0.02) for f in s.frames.values())
+    stamps = [s.anchor.stamp_ns for s in rig.sets]
     assert stamps == sorted(set(stamps))  # never emitted twice
     assert rig.accounted() == rig.pushed
 
@@ -59,20 +77,20 @@ def test_thermal_dies_then_returns_with_hysteresis():
     died_at = t
     for _ in range(30):  # 1 s without thermal
         rig.tick(t, ("rgb", "depth"))
-        rig.sync.poll(t + 0.01)
+        rig.poll(t + 0.01)
         t += PERIOD
     reduced = [s for s in rig.sets if s.subset == ("rgb", "depth")]
     assert reduced, "output must continue on rgb+depth"
-    assert reduced[0].anchor.arrival - died_at <= 0.2 + 2 * PERIOD
-    assert rig.sync.health(t)["thermal"] is Health.STALE
+    assert sec(reduced[0].anchor.arrival.clock_ns) - died_at <= 0.2 + 2 * PERIOD
+    assert rig.health(t)["thermal"] is Health.STALE
     # Thermal returns: admitted only after 3 consecutive frames.
     before = len(rig.sets)
     rig.tick(t)
-    assert rig.sync.health(t + 0.011)["thermal"] is Health.RECOVERING
+    assert rig.health(t + 0.011)["thermal"] is Health.RECOVERING
     rig.tick(t + PERIOD)
     assert rig.sets[-1].subset == ("rgb", "depth")
     rig.tick(t + 2 * PERIOD)
-    assert rig.sync.health(t + 2 * PERIOD + 0.011)["thermal"] is Health.OK
+    assert rig.health(t + 2 * PERIOD + 0.011)["thermal"] is Health.OK
     rig.tick(t + 3 * PERIOD)
     assert rig.sets[-1].subset == ("rgb", "depth", "thermal")
     assert len(rig.sets) > before
@@ -101,7 +119,7 @@ def test_anchor_waits_for_a_frame_that_can_still_arrive():
     rig.push("depth", PERIOD + 0.005)
     assert len(rig.sets) == 1  # thermal for the 2nd anchor may still come
     rig.push("thermal", PERIOD - 0.004)
-    assert len(rig.sets) == 2 and rig.sets[-1].frames["thermal"].stamp == pytest.approx(PERIOD - 0.004)
+    assert len(rig.sets) == 2 and rig.sets[-1].frames["thermal"].stamp_ns == ns(PERIOD - 0.004)
 
 
 def test_anchor_without_a_possible_match_is_dropped_and_counted():
@@ -123,7 +141,7 @@ def test_closest_frame_wins_and_older_ones_are_counted():
         rig.push("thermal", stamp)
     rig.push("rgb", 0.019)
     (s,) = rig.sets
-    assert s.frames["depth"].stamp == 0.02 and s.frames["thermal"].stamp == 0.02
+    assert s.frames["depth"].stamp_ns == ns(0.02) and s.frames["thermal"].stamp_ns == ns(0.02)
     assert rig.sync.drops["unmatched"] == 4
     assert rig.accounted() + 3 == rig.pushed  # the cleared start-up set held 3 frames
 
@@ -149,7 +167,7 @@ def test_required_modality_missing_stops_output_and_counts():
     emitted = len(rig.sets)
     for _ in range(20):
         rig.tick(t, ("rgb", "depth"))
-        rig.sync.poll(t + 0.01)
+        rig.poll(t + 0.01)
         t += PERIOD
     assert all(s.subset == ("rgb", "depth", "thermal") for s in rig.sets)
     assert len(rig.sets) <= emitted + 1
@@ -184,8 +202,12 @@ def test_startup_waits_for_sensors_not_yet_heard_from():
 
 @pytest.mark.parametrize(
     ("field", "value", "message"),
-    [("slop", 0.0, "slop"), ("modality_timeout", -1, "modality_timeout"), ("readmit_frames", 0, "readmit_frames"),
-     ("buffer_size", 0, "buffer_size")],
+    [
+        ("slop", 0.0, "slop"),
+        ("modality_timeout", -1, "modality_timeout"),
+        ("readmit_frames", 0, "readmit_frames"),
+        ("buffer_size", 0, "buffer_size"),
+    ],
 )
 def test_config_is_validated(field, value, message):
     with pytest.raises(ValueError, match=message):

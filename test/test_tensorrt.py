@@ -4,12 +4,13 @@ Everywhere: the modules import without TensorRT, ``auto`` picks TensorRT only wi
 a GPU, a missing TensorRT is a clear error, and the rules that need no TensorRT (int8 only for
 Q/DQ graphs, the flags of each TensorRT generation, the graph form, the plan folder). Where
 TensorRT and a GPU exist: fp32 plans match ONNX Runtime within 1e-3, through the CUDA graph too,
-a plan TensorRT refuses is rebuilt, and ``run_build`` builds then finds the plans.
+a plan TensorRT refuses is rebuilt, and ``binseg build`` (``run_build``) builds then finds the plans.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import pkgutil
 import subprocess
 import sys
 from importlib.util import find_spec
@@ -18,19 +19,21 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from conftest import REPO, random_inputs
 from onnx import TensorProto, helper
 
+import binseg_ros.engines.tensorrt
 from binseg_ros.backends.factory import create_backend, resolve, tensorrt_usable
-from binseg_ros.engines import gpu_runtime, tensorrt_build as tb
+from binseg_ros.cli.build import run_build
 from binseg_ros.engines.manifest import FileRef, Manifest, SubsetEntry
-from binseg_ros.engines.plans import PlanCache, model_digest
+from binseg_ros.engines.tensorrt import imports, loading, rules
+from binseg_ros.engines.tensorrt.plan_cache import PLAN_CACHE_ENV, PlanCache, default_plan_dir, model_digest
 from binseg_ros.errors import BackendError, ManifestError
-
-from conftest import REPO, random_inputs
+from binseg_ros.modalities import parse_subset
 
 HAVE_TENSORRT = find_spec("tensorrt") is not None
-needs_tensorrt = pytest.mark.skipif(not HAVE_TENSORRT, reason="needs TensorRT, which cannot be installed on this machine")
-needs_gpu = pytest.mark.skipif(gpu_runtime.cuda_device_count() == 0, reason="needs a CUDA GPU")
+needs_tensorrt = pytest.mark.skipif(not HAVE_TENSORRT, reason="needs TensorRT and a CUDA GPU")
+needs_gpu = pytest.mark.skipif(imports.cuda_device_count() == 0, reason="needs a CUDA GPU")
 without_tensorrt = pytest.mark.skipif(HAVE_TENSORRT, reason="TensorRT is installed here")
 
 
@@ -72,7 +75,9 @@ def tiny_onnx(path: Path, quantized: bool, in_subgraph: bool = False) -> Path:
                 helper.make_node("QuantizeLinear", ["x", "scale", "zero"], ["q"]),
                 helper.make_node("DequantizeLinear", ["q", "scale", "zero"], ["branch"]),
             ],
-            "then", [], [out],
+            "then",
+            [],
+            [out],
         )
         other = helper.make_graph([helper.make_node("Identity", ["x"], ["branch"])], "else", [], [out])
         initializers.append(helper.make_tensor("flag", TensorProto.BOOL, [], [True]))
@@ -90,10 +95,17 @@ def tiny_onnx(path: Path, quantized: bool, in_subgraph: bool = False) -> Path:
 # --- everywhere -------------------------------------------------------------------------------
 
 
+TENSORRT_MODULES = sorted(
+    f"binseg_ros.engines.tensorrt.{m.name}" for m in pkgutil.iter_modules(binseg_ros.engines.tensorrt.__path__)
+)
+
+
 def test_importing_the_tensorrt_modules_imports_neither_tensorrt_nor_cuda():
+    assert "binseg_ros.engines.tensorrt.loading" in TENSORRT_MODULES
+    modules = ["binseg_ros.backends.factory", "binseg_ros.backends.tensorrt", "binseg_ros.cli.build", *TENSORRT_MODULES]
     code = (
         "import sys\n"
-        "import binseg_ros.backends.factory, binseg_ros.backends.tensorrt, binseg_ros.engines.tensorrt_build\n"
+        f"import {', '.join(modules)}\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorrt', 'cuda')))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
@@ -108,11 +120,13 @@ def test_auto_is_onnxruntime_without_tensorrt():
     assert resolve("tensorrt") == "tensorrt"  # asked for by name, it is not replaced
 
 
-@pytest.mark.skipif(gpu_runtime.cuda_device_count() > 0, reason="a CUDA GPU is visible here")
+@pytest.mark.skipif(imports.cuda_device_count() > 0, reason="a CUDA GPU is visible here")
 def test_auto_needs_a_gpu_besides_tensorrt(monkeypatch):
     """TensorRT's package present (only find_spec is told so) but no GPU: still ONNX Runtime."""
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: object() if name == "tensorrt" else real(name, *args))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *args: object() if name == "tensorrt" else real(name, *args)
+    )
     assert resolve("auto") == "onnxruntime"
 
 
@@ -127,24 +141,34 @@ def test_tensorrt_backend_without_tensorrt_is_a_clear_error(tmp_path):
 
 
 def test_qdq_nodes_are_found_in_the_graph_and_its_subgraphs(tmp_path):
-    assert tb.quantization_nodes(tiny_onnx(tmp_path / "plain.onnx", quantized=False)) == 0
-    assert tb.quantization_nodes(tiny_onnx(tmp_path / "qdq.onnx", quantized=True)) == 2
-    assert tb.quantization_nodes(tiny_onnx(tmp_path / "if.onnx", quantized=True, in_subgraph=True)) == 2
+    assert rules.quantization_nodes(tiny_onnx(tmp_path / "plain.onnx", quantized=False)) == 0
+    assert rules.quantization_nodes(tiny_onnx(tmp_path / "qdq.onnx", quantized=True)) == 2
+    assert rules.quantization_nodes(tiny_onnx(tmp_path / "if.onnx", quantized=True, in_subgraph=True)) == 2
 
 
 def test_int8_without_qdq_is_refused_before_tensorrt(tmp_path):
-    plain = tiny_onnx(tmp_path / "plain.onnx", quantized=False)
+    plain = tiny_onnx(tmp_path / "rgb.matmul.onnx", quantized=False)
     quantized = tiny_onnx(tmp_path / "qdq.onnx", quantized=True)
     with pytest.raises(BackendError, match=r"int8 needs an explicitly quantized graph .*TensorRT 11 removes it"):
-        tb.check_precision(plain, "int8")
-    tb.check_precision(quantized, "int8")
+        rules.check_precision(plain, "int8")
+    rules.check_precision(quantized, "int8")
     for precision in ("fp16", "fp32"):
-        tb.check_precision(plain, precision)
-    with pytest.raises(BackendError, match="precision must be one of fp16, fp32, int8"):
-        tb.check_precision(plain, "bf16")
-    # build_plan checks first: here, without TensorRT, a later import would raise "import tensorrt failed".
+        rules.check_precision(plain, precision)
+    # ensure_plan checks first: here, without TensorRT, the key or a build would raise "import tensorrt failed".
     with pytest.raises(BackendError, match="int8 needs an explicitly quantized graph"):
-        tb.build_plan(plain, "int8", tmp_path / "timing.cache", progress=False)
+        loading.ensure_plan(
+            tiny_manifest(tmp_path), parse_subset("rgb"), PlanCache(tmp_path / "plans"), "int8", False, False
+        )
+
+
+def test_a_precision_name_is_checked_where_it_comes_in():
+    assert [rules.require_precision(p) for p in ("fp16", "fp32", "int8")] == list(rules.PRECISIONS)
+    with pytest.raises(BackendError, match="precision must be one of fp16, fp32, int8, got 'bf16'"):
+        rules.require_precision("bf16")
+    from binseg_ros.backends.tensorrt import TensorRTBackend
+
+    with pytest.raises(BackendError, match="precision must be one of"):  # before TensorRT is looked for
+        TensorRTBackend(tiny_manifest(Path(".")), precision="bf16")
 
 
 @pytest.mark.parametrize(
@@ -159,48 +183,51 @@ def test_int8_without_qdq_is_refused_before_tensorrt(tmp_path):
     ],
 )
 def test_builder_settings_per_tensorrt_generation(major, precision, expected):
-    assert tb.builder_settings(major, precision) == expected
+    assert rules.builder_settings(major, precision) == expected
 
 
 def test_fp16_on_strongly_typed_tensorrt_and_old_tensorrt_are_refused():
-    with pytest.raises(BackendError, match=r"fp16 is not available on TensorRT 11.*fp16-typed ONNX graph.*use precision fp32"):
-        tb.builder_settings(11, "fp16")
+    with pytest.raises(
+        BackendError, match=r"fp16 is not available on TensorRT 11.*fp16-typed ONNX graph.*use precision fp32"
+    ):
+        rules.builder_settings(11, "fp16")
     with pytest.raises(BackendError, match=r"TensorRT 8.x is too old"):
-        tb.builder_settings(8, "fp32")
-    assert gpu_runtime.tensorrt_major("10.3.0.30") == 10
+        rules.builder_settings(8, "fp32")
+    assert imports.tensorrt_major("10.3.0.30") == 10
     with pytest.raises(BackendError, match="cannot read the TensorRT version"):
-        gpu_runtime.tensorrt_major("unknown")
+        imports.tensorrt_major("unknown")
 
 
 def test_kernel_graph_only_with_a_plugin_library(tmp_path):
     both = tiny_manifest(tmp_path, ("matmul", "kernel"))
-    assert tb.choose_form(both, "rgb", plugin_loaded=True)[0] == "kernel"
-    form, reason = tb.choose_form(both, "rgb", plugin_loaded=False)
+    assert rules.choose_form(both, parse_subset("rgb"), plugin_loaded=True)[0] == "kernel"
+    form, reason = rules.choose_form(both, parse_subset("rgb"), plugin_loaded=False)
     assert form == "matmul" and "no plugin library" in reason
-    form, reason = tb.choose_form(tiny_manifest(tmp_path, ("matmul",)), "rgb", plugin_loaded=True)
+    form, reason = rules.choose_form(tiny_manifest(tmp_path, ("matmul",)), parse_subset("rgb"), plugin_loaded=True)
     assert form == "matmul" and "no kernel" in reason
     with pytest.raises(ManifestError, match="no 'matmul' graph and no plugin library was given"):
-        tb.choose_form(tiny_manifest(tmp_path, ("kernel",)), "rgb", plugin_loaded=False)
+        rules.choose_form(tiny_manifest(tmp_path, ("kernel",)), parse_subset("rgb"), plugin_loaded=False)
     with pytest.raises(ManifestError, match="no engine for subset 'depth'"):
-        tb.choose_form(both, "depth", plugin_loaded=True)
+        rules.choose_form(both, parse_subset("depth"), plugin_loaded=True)
 
 
 def test_plan_folder_is_per_model_under_the_cache_root(tmp_path, monkeypatch):
     manifest = tiny_manifest(tmp_path)
-    monkeypatch.delenv(tb.PLAN_CACHE_ENV, raising=False)
-    assert tb.default_plan_dir(manifest) == Path.home() / ".cache" / "binseg_ros" / "plans" / "tiny"
-    monkeypatch.setenv(tb.PLAN_CACHE_ENV, str(tmp_path / "plans"))
-    assert tb.default_plan_dir(manifest) == tmp_path / "plans" / "tiny"
+    monkeypatch.delenv(PLAN_CACHE_ENV, raising=False)
+    assert default_plan_dir(manifest) == Path.home() / ".cache" / "binseg_ros" / "plans" / "tiny"
+    monkeypatch.setenv(PLAN_CACHE_ENV, str(tmp_path / "plans"))
+    assert default_plan_dir(manifest) == tmp_path / "plans" / "tiny"
 
 
 def test_cuda_call_returns_values_and_names_the_failed_call():
     from cuda.bindings import runtime
+
     ok, bad = runtime.cudaError_t.cudaSuccess, runtime.cudaError_t.cudaErrorInvalidValue
-    assert gpu_runtime.cuda_call((ok,), "cudaFree") is None
-    assert gpu_runtime.cuda_call((ok, 7), "cudaMalloc") == 7
-    assert gpu_runtime.cuda_call((ok, 1, 2), "two") == (1, 2)
+    assert imports.cuda_call((ok,), "cudaFree") is None
+    assert imports.cuda_call((ok, 7), "cudaMalloc") == 7
+    assert imports.cuda_call((ok, 1, 2), "two") == (1, 2)
     with pytest.raises(BackendError, match=r"CUDA call cudaMalloc\(64\) failed: cudaErrorInvalidValue"):
-        gpu_runtime.cuda_call((bad, None), "cudaMalloc(64)")
+        imports.cuda_call((bad, None), "cudaMalloc(64)")
 
 
 # --- with TensorRT and a GPU ------------------------------------------------------------------
@@ -238,9 +265,9 @@ def test_a_plan_tensorrt_refuses_is_rebuilt(fast_engine, tmp_path):
     from binseg_ros.backends.tensorrt import TensorRTBackend
 
     cache = PlanCache(tmp_path)
-    result = tb.ensure_plan(fast_engine, "thermal", cache, "fp32", None, False)
-    slot, plan = result.slot, result.plan
-    key = tb.target_key(model_digest(fast_engine, ("thermal",), "matmul"), "fp32")
+    result = loading.ensure_plan(fast_engine, parse_subset("thermal"), cache, "fp32", False, False)
+    slot, _plan = result.slot, result.plan
+    key = loading.target_key(model_digest(fast_engine, parse_subset("thermal"), "matmul"), "fp32")
     cache.store(slot, key, b"not a TensorRT plan")  # intact record and sha256: only TensorRT can tell
     inputs = _inputs(fast_engine, ("thermal",), 3)
     with TensorRTBackend(fast_engine, precision="fp32", plan_cache=tmp_path) as backend:
@@ -252,9 +279,9 @@ def test_a_plan_tensorrt_refuses_is_rebuilt(fast_engine, tmp_path):
 @needs_tensorrt
 @needs_gpu
 def test_run_build_builds_then_finds_the_plans(fast_engine, tmp_path, capsys):
-    assert tb.run_build(fast_engine.root, "fp32", tmp_path, ["thermal", "depth"], None) == 0
+    assert run_build(fast_engine, "fp32", tmp_path, [parse_subset("thermal"), parse_subset("depth")], None) == 0
     first = capsys.readouterr().out
     assert "thermal.matmul.fp32" in first and "depth.matmul.fp32" in first and "built" in first
-    assert tb.run_build(fast_engine.root, "fp32", tmp_path, ["thermal"], None) == 0
+    assert run_build(fast_engine, "fp32", tmp_path, [parse_subset("thermal")], None) == 0
     second = capsys.readouterr().out
     assert "thermal.matmul.fp32" in second and "cached" in second and "built" not in second

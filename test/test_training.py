@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import json
-
 import random
 
 import numpy as np
 import pytest
 import torch
 
-from binseg_ros.model import BinSegNet, load_checkpoint
 from binseg_ros.modalities import MODALITIES, subset_name
+from binseg_ros.model import BinSegNet, load_checkpoint
+from binseg_ros.training.config import TrainConfig
 from binseg_ros.training.data import Augment, SegmentationDataset, augment, modality_batch
+from binseg_ros.training.loop import LOG_NAME, MODEL_NAME, _seed_everything, train
 from binseg_ros.training.losses import segmentation_loss
-from binseg_ros.training.loop import LOG_NAME, MODEL_NAME, TrainConfig, _seed_everything, train
 from binseg_ros.training.split import SPLITS, load_split
 
 SIZE = (96, 128)
@@ -28,8 +28,15 @@ def _loss(net: BinSegNet, batch) -> float:
 
 def test_one_epoch_lowers_the_loss_and_resume_continues(mm5_root, tmp_path):
     config = TrainConfig(
-        data_root=str(mm5_root), split_file=str(SPLITS / "mm5.yaml"), out_dir=str(tmp_path), size=SIZE,
-        epochs=2, batch_size=4, lr=3e-3, limit=8, seed=3,
+        data_root=str(mm5_root),
+        split_file=str(SPLITS / "mm5.yaml"),
+        out_dir=str(tmp_path),
+        size=SIZE,
+        epochs=2,
+        batch_size=4,
+        lr=3e-3,
+        limit=8,
+        seed=3,
     )
     ids = load_split(config.split_file).train_ids()[:8]
     clean = SegmentationDataset(mm5_root, ids, SIZE, Augment.none())
@@ -114,8 +121,14 @@ def test_model_card_describes_the_run_and_takes_the_evaluation(mm5_root, tmp_pat
     from binseg_ros.training.card import CARD_NAME, add_evaluation
 
     config = TrainConfig(
-        data_root=str(mm5_root), split_file=str(SPLITS / "mm5.yaml"), out_dir=str(tmp_path), size=(64, 64),
-        epochs=1, batch_size=4, limit=4, modality_dropout=False,
+        data_root=str(mm5_root),
+        split_file=str(SPLITS / "mm5.yaml"),
+        out_dir=str(tmp_path),
+        size=(64, 64),
+        epochs=1,
+        batch_size=4,
+        limit=4,
+        modality_dropout=False,
     )
     train(config, progress=False)
     card = tmp_path / CARD_NAME

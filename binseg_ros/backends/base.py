@@ -1,4 +1,4 @@
-"""The ``Backend`` protocol every runtime implements, and the input check they share."""
+"""The ``Backend`` protocol every runtime implements, and the input checks they share."""
 
 from __future__ import annotations
 
@@ -24,16 +24,20 @@ class Backend(Protocol):
     def run(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray: ...
 
 
+def input_subset(inputs: Mapping[str, np.ndarray]) -> Subset:
+    """The subset a backend's inputs stand for: the backend API's boundary, where the keys of a
+    caller's mapping are validated and put in canonical order, once."""
+    return parse_subset(list(inputs))
+
+
 def check_arrays(
-    inputs: Mapping[str, np.ndarray], expected: Mapping[str, tuple[int, ...]]
-) -> tuple[Subset, dict[str, np.ndarray]]:
-    """Check names, shapes and dtypes against an engine's inputs; return float32 arrays.
+    subset: Subset, inputs: Mapping[str, np.ndarray], expected: Mapping[str, tuple[int, ...]]
+) -> dict[str, np.ndarray]:
+    """Check shapes and dtypes against an engine's inputs; return float32 arrays.
 
     Raises:
-        ModalityError: unknown or empty modality set.
-        InputError: a shape that differs from the engine's static input shape.
+        InputError: a shape that differs from the engine's static input shape, or a non-float dtype.
     """
-    subset = parse_subset(list(inputs))
     arrays = {}
     for modality in subset:
         array = np.asarray(inputs[modality])
@@ -42,4 +46,4 @@ def check_arrays(
         if not np.issubdtype(array.dtype, np.floating):
             raise InputError(f"{modality}: engine expects floating-point input, got {array.dtype}")
         arrays[modality] = np.ascontiguousarray(array, dtype=np.float32)
-    return subset, arrays
+    return arrays

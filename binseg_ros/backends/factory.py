@@ -19,7 +19,7 @@ def tensorrt_usable() -> bool:
     """
     if importlib.util.find_spec("tensorrt") is None:
         return False
-    from binseg_ros.engines.gpu_runtime import cuda_device_count
+    from binseg_ros.engines.tensorrt.imports import cuda_device_count
 
     return cuda_device_count() > 0
 

@@ -7,11 +7,11 @@ from collections.abc import Mapping
 import numpy as np
 import onnxruntime as ort
 
-from binseg_ros.backends.base import check_arrays
+from binseg_ros.backends.base import check_arrays, input_subset
 from binseg_ros.engines.manifest import OUTPUT_NAME, Manifest
 from binseg_ros.errors import BackendError
-from binseg_ros.modalities import Subset, subset_name
 from binseg_ros.forms import PORTABLE_FORMS
+from binseg_ros.modalities import Subset, subset_name
 
 
 class OnnxRuntimeBackend:
@@ -43,14 +43,12 @@ class OnnxRuntimeBackend:
         """The (cached) session for a subset; raises ManifestError if the folder lacks it."""
         if subset not in self._sessions:
             path = self.manifest.onnx_path(subset, self.form)
-            self._sessions[subset] = ort.InferenceSession(
-                str(path), self._options, providers=["CPUExecutionProvider"]
-            )
+            self._sessions[subset] = ort.InferenceSession(str(path), self._options, providers=["CPUExecutionProvider"])
         return self._sessions[subset]
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
-        entry = self.manifest.entry(list(inputs))
-        subset, arrays = check_arrays(inputs, entry.input_shapes(self.manifest.input_size))
+        subset = input_subset(inputs)
+        arrays = check_arrays(subset, inputs, self.manifest.entry(subset).input_shapes(self.manifest.input_size))
         (probability,) = self.session(subset).run([OUTPUT_NAME], arrays)
         return probability[0, 0]
 

@@ -16,12 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from binseg_ros.backends.base import check_arrays
+from binseg_ros.backends.base import check_arrays, input_subset
 from binseg_ros.engines.manifest import OUTPUT_NAME, Manifest
-from binseg_ros.engines.gpu_runtime import cuda_call, import_cudart, trt_logger
-from binseg_ros.engines.plans import PlanCache
-from binseg_ros.engines.plugin_library import load_plugin_library, resolve_plugin_library
-from binseg_ros.engines.tensorrt_build import check_target, default_plan_dir, load_engine
+from binseg_ros.engines.tensorrt.imports import check_target, cuda_call, import_cudart, trt_logger
+from binseg_ros.engines.tensorrt.loading import load_engine
+from binseg_ros.engines.tensorrt.plan_cache import PlanCache, default_plan_dir
+from binseg_ros.engines.tensorrt.plugin_library import load_plugin_library, resolve_plugin_library
+from binseg_ros.engines.tensorrt.rules import require_precision
 from binseg_ros.errors import BackendError
 from binseg_ros.modalities import Subset, subset_name
 
@@ -176,7 +177,7 @@ class TensorRTBackend:
     on a Jetson, once). A plan TensorRT refuses to deserialize is dropped and rebuilt once;
     what still fails is a BackendError, which the node reports, not a crash. With a plugin
     library (``auto``: built here where TensorRT's headers are, see
-    :mod:`binseg_ros.engines.plugin_library`) the ``kernel`` graphs, whose frequency branch
+    :mod:`binseg_ros.engines.tensorrt.plugin_library`) the ``kernel`` graphs, whose frequency branch
     runs the project's CUDA kernels, are used where the folder has them.
 
     Each subset's first run is an ordinary enqueue; then (``cuda_graphs``) the copies and the
@@ -195,14 +196,14 @@ class TensorRTBackend:
         cuda_graphs: bool = True,
         progress: bool = False,
     ) -> None:
-        self.trt = check_target(precision)  # refuse at start what no build can give, not at the first frame
+        self.precision = require_precision(precision)
+        self.trt = check_target(self.precision)  # refuse at start what no build can give, not at the first frame
         self.cudart = import_cudart()
         self.manifest = manifest
-        self.precision = precision
         self.cache = PlanCache(Path(plan_cache) if plan_cache is not None else default_plan_dir(manifest))
         self.plugin_library = resolve_plugin_library(plugin_library, self.cache.root)
         if self.plugin_library is not None:
-            load_plugin_library(self.plugin_library)  # fail at start, not at the first frame
+            load_plugin_library(self.plugin_library)  # at start, not at the first frame (once per process: memoized)
         self.cuda_graphs = cuda_graphs
         self.progress = progress
         self._lock = threading.Lock()  # one stream and one set of buffers per subset: one run at a time
@@ -219,7 +220,13 @@ class TensorRTBackend:
             raise BackendError("the tensorrt backend is closed")
         if subset not in self._engines:
             result, engine = load_engine(
-                self._runtime, self.manifest, subset, self.cache, self.precision, self.plugin_library, self.progress
+                self._runtime,
+                self.manifest,
+                subset,
+                self.cache,
+                self.precision,
+                self.plugin_library is not None,
+                self.progress,
             )
             loaded = _SubsetEngine(self.trt, self.cudart, engine, result.slot, self._stream)
             expected = set(subset)
@@ -233,10 +240,10 @@ class TensorRTBackend:
         return self._engines[subset]
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
-        subset = self.manifest.entry(list(inputs)).subset
+        subset = input_subset(inputs)
         with self._lock:
             engine = self.engine(subset)
-            _, arrays = check_arrays(inputs, engine.inputs)
+            arrays = check_arrays(subset, inputs, engine.inputs)
             outputs = engine.run(arrays)
             if self.cuda_graphs and not engine.capture_tried:
                 engine.capture()

@@ -11,7 +11,7 @@ It runs the checkpoint the manifest lists (after checking its sha256).
   one call. Pinned (page-locked) buffers let the host↔device copies run as async DMA on the
   backend's stream instead of staged, synchronous copies from pageable numpy memory. It
   needs nvcc on first use (or a launcher already in the kernel cache), see
-  :mod:`binseg_ros.kernels.runtime`.
+  :mod:`binseg_ros.kernels.launcher`.
 """
 
 from __future__ import annotations
@@ -22,10 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from binseg_ros.backends.base import check_arrays
+from binseg_ros.backends.base import check_arrays, input_subset
 from binseg_ros.engines.manifest import Manifest
-from binseg_ros.errors import ManifestError
-from binseg_ros.hashing import sha256_file
 from binseg_ros.modalities import CHANNELS, MODALITIES, Subset
 from binseg_ros.model.checkpoint import load_checkpoint
 from binseg_ros.model.network import BinSegNet
@@ -72,16 +70,15 @@ class TorchBackend:
 
     @classmethod
     def from_manifest(cls, manifest: Manifest, device: str = "cpu", cuda_graphs: bool = True) -> TorchBackend:
-        """The checkpoint an engine folder was exported from, after checking its sha256."""
-        weights = manifest.root / manifest.weights.file
-        if not weights.is_file() or sha256_file(weights) != manifest.weights.sha256:
-            raise ManifestError(f"{manifest.path}: {manifest.weights.file} is missing or does not match its sha256")
-        return cls(load_checkpoint(weights)[0], manifest.input_size, device, cuda_graphs)
+        """The checkpoint an opened engine folder was exported from (its sha256 was checked when
+        the folder was opened, :func:`~binseg_ros.engines.locate.open_engine_folder`)."""
+        return cls(load_checkpoint(manifest.root / manifest.weights.file)[0], manifest.input_size, device, cuda_graphs)
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         height, width = self.input_size
         expected = {m: (1, CHANNELS[m], height, width) for m in MODALITIES}
-        subset, arrays = check_arrays(inputs, expected)
+        subset = input_subset(inputs)
+        arrays = check_arrays(subset, inputs, expected)
         if self.cuda:
             return self._run_cuda(subset, arrays)
         with torch.inference_mode():
@@ -94,11 +91,12 @@ class TorchBackend:
 
     def _run_cuda(self, subset: Subset, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
         state = self._subsets.get(subset) or self._prepare(subset)
+        assert self._stream is not None  # made in __init__ on CUDA
         with torch.inference_mode(), torch.cuda.stream(self._stream):
             for m in subset:
                 np.copyto(state.host_inputs[m].numpy(), arrays[m])
                 state.device_inputs[m].copy_(state.host_inputs[m], non_blocking=True)
-            if state.graph is not None:
+            if state.graph is not None and state.device_output is not None:
                 state.graph.replay()
                 output = state.device_output
             else:
@@ -116,6 +114,7 @@ class TorchBackend:
             device_inputs={m: torch.zeros(shape, device=self.device) for m, shape in shapes.items()},
             host_output=torch.empty((height, width), pin_memory=True),
         )
+        assert self._stream is not None  # made in __init__ on CUDA
         self._stream.wait_stream(torch.cuda.current_stream(self.device))  # the zero fills ran there
         if self.cuda_graphs:
             # Warm-up on a side stream (here the backend's own), as torch.cuda.graph's docs require.

@@ -1,7 +1,7 @@
 """``binseg evaluate --bag``: the node's pipeline run offline over a bag, in bag time.
 
 Messages go, in the order the recorder received them, through the same conversion
-(:func:`~binseg_ros.images.ingest`), synchroniser, fallback, preprocessing, backend and
+(:meth:`~binseg_ros.core.runtime.SegmentationRuntime.ingest`), synchroniser, fallback, preprocessing, backend and
 postprocessing as ``segment_node``; the clock is the bag's receive time, so health,
 timeouts and fallbacks happen exactly where they happened on the robot. Sets are segmented
 inline (nothing is superseded), so the run is deterministic and as fast as the backend.
@@ -27,20 +27,21 @@ from tqdm import tqdm
 from binseg_ros.backends.base import Backend
 from binseg_ros.backends.factory import create_backend
 from binseg_ros.bags.groundtruth import GroundTruth
-from binseg_ros.bags.io import bag_span, bag_topics, read_messages, stamp_ns
+from binseg_ros.bags.io import bag_span, bag_topics, read_messages
 from binseg_ros.bags.make import DEFAULT_TOPICS
+from binseg_ros.core.drops import DropReason, Scope, total
+from binseg_ros.core.frame import Arrival
+from binseg_ros.core.messages import ThermalUnits
+from binseg_ros.core.postprocess import overlay
+from binseg_ros.core.runtime import SegmentationRuntime
+from binseg_ros.core.segmenter import Segmentation, Segmenter
+from binseg_ros.core.sync import SyncConfig
 from binseg_ros.engines.manifest import Manifest
 from binseg_ros.errors import BagError
-from binseg_ros.images import ingest
 from binseg_ros.metrics import FrameScore, score_frame, summarize, to_uint8
 from binseg_ros.modalities import Subset, subset_name
-from binseg_ros.postprocess import overlay
-from binseg_ros.runtime import INFERENCE_ERROR, SegmentationRuntime
-from binseg_ros.segmenter import Segmentation, Segmenter
-from binseg_ros.sync import DropReason, SyncConfig
 
 STAGES = ("sync_wait", "preprocess", "inference", "postprocess", "total")
-SET_LEVEL_DROPS = frozenset({DropReason.SUPERSEDED.value, INFERENCE_ERROR})
 THUMB_WIDTH = 200
 
 
@@ -86,11 +87,9 @@ class BagEvaluation:
     @property
     def accounting_balanced(self) -> bool:
         """Every image used or dropped with a reason; every set masked or dropped with one."""
-        frame_drops = sum(v for k, v in self.drops.items() if k not in SET_LEVEL_DROPS)
-        set_drops = sum(v for k, v in self.drops.items() if k in SET_LEVEL_DROPS)
         return (
-            sum(self.frames_in.values()) == self.frames_in_sets + frame_drops
-            and self.sets == self.masks + set_drops
+            sum(self.frames_in.values()) == self.frames_in_sets + total(self.drops, Scope.FRAME)
+            and self.sets == self.masks + total(self.drops, Scope.SET)
             and self.masks == len(self.scored) + sum(self.mask_skips.values())
         )
 
@@ -109,33 +108,60 @@ class BagEvaluation:
         out = {}
         for stage in STAGES:
             values = np.array([r.timings[stage] for r in self.records]) * 1e3
-            out[stage] = {f"p{q}": float(np.percentile(values, q)) if len(values) else float("nan") for q in (50, 95, 99)}
+            out[stage] = {
+                f"p{q}": float(np.percentile(values, q)) if len(values) else float("nan") for q in (50, 95, 99)
+            }
         return out
+
+
+@dataclass
+class _BagClock:
+    now_ns: int = 0  # bag time: the receive time of the message being processed
+    scoring_s: float = 0.0  # wall time spent scoring masks (not the pipeline's)
 
 
 class BagEvaluator:
     """Runs one bag through a :class:`SegmentationRuntime` driven by the bag's clock."""
 
-    def __init__(self, backend: Backend, input_size: tuple[int, int], sync: SyncConfig = SyncConfig(),
-                 topics: Mapping[str, str] | None = None, thermal_gain: float = 1.0, thermal_offset: float = 0.0,
-                 threshold: float = 0.5, name: str = "", keep_predictions: bool = False) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        input_size: tuple[int, int],
+        sync: SyncConfig = SyncConfig(),
+        topics: Mapping[str, str] | None = None,
+        thermal: ThermalUnits = ThermalUnits(),
+        threshold: float = 0.5,
+        name: str = "",
+        keep_predictions: bool = False,
+    ) -> None:
         self.backend = backend
         self.name = name or type(backend).__name__
         self.keep_predictions = keep_predictions
         self.input_size = input_size
         self.sync = sync
         self.topics = dict(topics or DEFAULT_TOPICS)
-        self.thermal_gain = thermal_gain
-        self.thermal_offset = thermal_offset
+        self.thermal = thermal
         self.threshold = threshold
 
     @classmethod
-    def for_engines(cls, folder: Path, backend: str, form: str, sync: SyncConfig, topics: Mapping[str, str],
-                    keep_predictions: bool = False) -> BagEvaluator:
-        """An evaluator on the engine folder's model, named after backend, form and model version."""
-        manifest = Manifest.load(folder)
-        return cls(create_backend(backend, manifest, form), manifest.input_size, sync, topics,
-                   name=f"{backend} ({form}), {manifest.model} {manifest.version}", keep_predictions=keep_predictions)
+    def for_engines(
+        cls,
+        manifest: Manifest,
+        backend: str,
+        form: str,
+        sync: SyncConfig,
+        topics: Mapping[str, str],
+        keep_predictions: bool = False,
+    ) -> BagEvaluator:
+        """An evaluator on an opened engine folder's model, named after backend, form and model version."""
+        return cls(
+            create_backend(backend, manifest, form),
+            manifest.input_size,
+            sync,
+            topics,
+            name=f"{backend} ({form}), {manifest.model} {manifest.version}",
+            keep_predictions=keep_predictions,
+        )
 
     def run(self, bag: str | Path, truth: GroundTruth, progress: bool = True) -> BagEvaluation:
         bag = Path(bag)
@@ -148,16 +174,17 @@ class BagEvaluator:
         by_topic = {topic: modality for modality, topic in self.topics.items()}
         start, end, count = bag_span(bag, by_topic)
         records: list[FrameRecord] = []
-        clock = {"now": 0.0, "scoring": 0.0}
+        clock = _BagClock()
         mask_skips: Counter[str] = Counter()
 
         def publish(result: Segmentation) -> None:
             scoring = time.perf_counter()
-            records.append(self._record(result, clock["now"], start, truth, mask_skips))
-            clock["scoring"] += time.perf_counter() - scoring
+            records.append(self._record(result, clock.now_ns, start, truth, mask_skips))
+            clock.scoring_s += time.perf_counter() - scoring
 
-        runtime = SegmentationRuntime(Segmenter(self.backend, self.input_size, self.threshold), self.sync, publish,
-                                      threaded=False)
+        runtime = SegmentationRuntime(
+            Segmenter(self.backend, self.input_size, self.threshold), self.sync, publish, self.thermal, threaded=False
+        )
         frames_in: Counter[str] = Counter()
         began = time.perf_counter()
         bar = tqdm(total=count, desc=f"evaluate {bag.name}", unit="msg", disable=not progress)
@@ -165,41 +192,52 @@ class BagEvaluator:
             bar.update()
             modality = by_topic[message.topic]
             frames_in[modality] += 1
-            clock["now"] = message.log_time * 1e-9
+            clock.now_ns = message.log_time
             if message.msg is None:
-                runtime.reject(modality, "undecodable")
+                runtime.reject(modality, DropReason.UNDECODABLE)
                 continue
-            ingest(runtime, modality, message.msg, stamp_ns(message.msg.header) * 1e-9, clock["now"],
-                   self.thermal_gain, self.thermal_offset, message.msg.header)
+            runtime.ingest(modality, message.msg, Arrival(message.log_time))
         bar.close()
-        runtime.sync.flush()
-        status = runtime.status(clock["now"])
+        runtime.finish()
+        status = runtime.status(clock.now_ns)
         return BagEvaluation(
-            bag=bag, backend=self.name, input_size=self.input_size, duration_s=(end - start) * 1e-9,
-            wall_s=time.perf_counter() - began, scoring_s=clock["scoring"], frames_in=dict(frames_in),
-            frames_in_sets=runtime.sync.frames_emitted,
-            sets=status.sets, drops=status.drops, mask_skips=dict(mask_skips), ground_truth=truth.source,
+            bag=bag,
+            backend=self.name,
+            input_size=self.input_size,
+            duration_s=(end - start) * 1e-9,
+            wall_s=time.perf_counter() - began,
+            scoring_s=clock.scoring_s,
+            frames_in=dict(frames_in),
+            frames_in_sets=status.frames_in_sets,
+            sets=status.sets,
+            drops=status.drops,
+            mask_skips=dict(mask_skips),
+            ground_truth=truth.source,
             records=records,
         )
 
-    def _record(self, result: Segmentation, now: float, start: int, truth: GroundTruth,
-                skips: Counter[str]) -> FrameRecord:
+    def _record(
+        self, result: Segmentation, now_ns: int, start: int, truth: GroundTruth, skips: Counter[str]
+    ) -> FrameRecord:
         frameset = result.frameset
-        stamp = stamp_ns(frameset.anchor.header)
-        timings = {"sync_wait": now - min(f.arrival for f in frameset.frames.values()), **result.timings}
+        stamp = frameset.anchor.stamp_ns
+        timings = {"sync_wait": (now_ns - frameset.first_arrival_ns) * 1e-9, **result.timings}
         timings["total"] = sum(timings[s] for s in STAGES[:-1])
         label = truth.lookup(stamp)
         score = thumb = truth_thumb = None
         if label is None:
-            skips["no_ground_truth"] += 1
+            skips[DropReason.NO_GROUND_TRUTH.value] += 1
         elif label.shape != result.probability.shape:
-            skips["ground_truth_size_mismatch"] += 1
+            skips[DropReason.GROUND_TRUTH_SIZE_MISMATCH.value] += 1
         else:
             score = score_frame(result.probability, label)
-            background = frameset.frames["rgb"].data if "rgb" in frameset.frames else frameset.anchor.data
+            background = frameset.background().data
             height = round(label.shape[0] * THUMB_WIDTH / label.shape[1])
             thumb = cv2.resize(overlay(background, result.mask), (THUMB_WIDTH, height), interpolation=cv2.INTER_AREA)
-            truth_thumb = cv2.resize(label.astype(np.uint8) * 255, (THUMB_WIDTH, height), interpolation=cv2.INTER_NEAREST)
+            truth_thumb = cv2.resize(
+                label.astype(np.uint8) * 255, (THUMB_WIDTH, height), interpolation=cv2.INTER_NEAREST
+            )
         prediction = to_uint8(result.probability) if self.keep_predictions else None
-        return FrameRecord(stamp, (stamp - start) * 1e-9, frameset.subset, timings, score, result.mask, prediction,
-                           thumb, truth_thumb)
+        return FrameRecord(
+            stamp, (stamp - start) * 1e-9, frameset.subset, timings, score, result.mask, prediction, thumb, truth_thumb
+        )

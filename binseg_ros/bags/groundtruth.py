@@ -7,25 +7,28 @@ whole bag's labels fit in memory while the images stream past.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from binseg_ros.bags.io import bag_topics, read_messages, stamp_ns
+from binseg_ros.bags.io import bag_topics, read_messages
+from binseg_ros.core.messages import ConversionError, image_view, stamp_ns
 from binseg_ros.errors import BagError
-from binseg_ros.images import ConversionError, image_view
+
+LOG = logging.getLogger(__name__)
 
 
 class GroundTruth:
     """stamp (ns) → boolean mask."""
 
-    def __init__(self, packed: dict[int, tuple[np.ndarray, tuple[int, int]]], files: dict[int, Path],
-                 source: str, skipped: int = 0) -> None:
+    def __init__(
+        self, packed: dict[int, tuple[np.ndarray, tuple[int, int]]], files: dict[int, Path], source: str
+    ) -> None:
         self._packed = packed
         self._files = files
         self.source = source
-        self.skipped = skipped  # mask messages that were not usable mono8 images (counted, reported)
 
     def __len__(self) -> int:
         return len(self._packed) + len(self._files)
@@ -48,15 +51,20 @@ class GroundTruth:
         packed: dict[int, tuple[np.ndarray, tuple[int, int]]] = {}
         skipped = 0
         for message in read_messages(bag, [topic]):
+            if message.msg is None or message.msg.encoding != "mono8":
+                skipped += 1
+                continue
             try:
-                if message.msg is None or message.msg.encoding != "mono8":
-                    raise ConversionError("not_mono8", "ground truth must be mono8")
                 mask = image_view(message.msg) > 127
             except ConversionError:
                 skipped += 1
                 continue
             packed[stamp_ns(message.msg.header)] = (np.packbits(mask), mask.shape)
-        return cls(packed, {}, f"topic {topic}", skipped)
+        if skipped:
+            LOG.warning(
+                "%s: %d ground-truth message(s) are not readable mono8 images and were left out", topic, skipped
+            )
+        return cls(packed, {}, f"topic {topic}")
 
     @classmethod
     def from_folder(cls, folder: str | Path) -> GroundTruth:

@@ -8,6 +8,7 @@ path, so the CLI exits with a message instead of a stack trace or a silently sho
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +20,8 @@ from rosbags.rosbag2 import Reader, Writer
 from rosbags.rosbag2.enums import StoragePlugin
 from rosbags.typesys import Stores, get_typestore
 
+from binseg_ros.core.messages import image_fields
 from binseg_ros.errors import BagError
-from binseg_ros.images import ENCODINGS
 
 TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
 IMAGE = "sensor_msgs/msg/Image"
@@ -31,24 +32,20 @@ _Header = TYPESTORE.types["std_msgs/msg/Header"]
 _Time = TYPESTORE.types["builtin_interfaces/msg/Time"]
 
 
-def stamp_ns(header: Any) -> int:
-    """A header's stamp in integer nanoseconds: the exact key ground truth matches on."""
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
-
-
 def image_message(array: np.ndarray, encoding: str, stamp: int, frame_id: str = "camera") -> Any:
     """A ``sensor_msgs/Image`` (rosbags type) holding ``array``, stamped ``stamp`` ns."""
-    dtype, channels = ENCODINGS[encoding]
-    array = np.ascontiguousarray(array, dtype=dtype)
     header = _Header(stamp=_Time(sec=stamp // 1_000_000_000, nanosec=stamp % 1_000_000_000), frame_id=frame_id)
-    return _Image(
-        header=header, height=array.shape[0], width=array.shape[1], encoding=encoding, is_bigendian=0,
-        step=array.shape[1] * channels * dtype.itemsize, data=array.view(np.uint8).reshape(-1),
-    )
+    return _Image(header=header, **image_fields(array, encoding))
 
 
 class BagWriter:
-    """Writes typed messages to a new rosbag2 folder; a context manager that always closes."""
+    """Writes typed messages to a new rosbag2 folder; a context manager that always closes.
+
+    Leaving the ``with`` block on an exception (an unreadable image half-way through
+    ``make-bag``, Ctrl-C, a node that never came up) aborts the storage and deletes the folder
+    this writer created: a cut-short bag would otherwise read as a whole one, and its folder
+    would block the re-run (rosbag2 only writes new folders).
+    """
 
     def __init__(self, path: str | Path, storage: str = "mcap") -> None:
         if storage not in STORAGES:
@@ -64,7 +61,15 @@ class BagWriter:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self._writer.close()
+        # rosbags' own __exit__: close (metadata.yaml) on success; abort the storage on an
+        # exception, or when closing itself fails, which it then re-raises.
+        try:
+            self._writer.__exit__(kind, exc, tb)
+        except BaseException:
+            shutil.rmtree(self.path, ignore_errors=True)
+            raise
+        if kind is not None:
+            shutil.rmtree(self.path, ignore_errors=True)
 
     def write(self, topic: str, log_time: int, msg: Any) -> None:
         """``msg`` at receive time ``log_time`` ns (the time ``ros2 bag play`` replays it at)."""

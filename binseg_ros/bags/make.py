@@ -15,8 +15,8 @@ thermal after a fallback) its mask finds a label with exactly its stamp.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +24,10 @@ from tqdm import tqdm
 
 from binseg_ros.bags.io import BagWriter, image_message
 from binseg_ros.datasets import CAMERA_ENCODING, FolderLayout, LabelMap, camera_frames, load_frame, resize_frame
-from binseg_ros.errors import BagError, InputError
+from binseg_ros.errors import BagError, ConfigError, InputError
 from binseg_ros.modalities import MODALITIES, image_topic
 
-DEFAULT_TOPICS = {m: f"/{image_topic(m)}" for m in MODALITIES}  # the node's topics in the root namespace
+DEFAULT_TOPICS: dict[str, str] = {m: f"/{image_topic(m)}" for m in MODALITIES}  # the node's topics, root namespace
 DEFAULT_GT_TOPIC = "/ground_truth/mask"
 START_NS = 1_700_000_000_000_000_000  # a fixed epoch, so a bag is reproducible byte for byte
 
@@ -51,6 +51,25 @@ DEFAULT_CLOCKS = {  # a hardware-synchronised rig: same rate, small phase and la
     "depth": SensorClock(15.0, 4.0, 2.0, 7.0),
     "thermal": SensorClock(15.0, 9.0, 3.0, 11.0),
 }
+
+
+def clocks_at(
+    rates: Mapping[str, str | float], clocks: Mapping[str, SensorClock] = DEFAULT_CLOCKS
+) -> dict[str, SensorClock]:
+    """``clocks`` with the rate of each modality named in ``rates`` (Hz) replaced.
+
+    Raises:
+        ConfigError: an unknown modality or a rate that is not a number.
+    """
+    chosen = dict(clocks)
+    for modality, rate in rates.items():
+        if modality not in chosen:
+            raise ConfigError(f"--rates: unknown modality {modality!r}")
+        try:
+            chosen[modality] = replace(chosen[modality], rate_hz=float(rate))
+        except ValueError as exc:
+            raise ConfigError(f"--rates: {modality} rate must be a number in Hz, got {rate!r}") from exc
+    return chosen
 
 
 @dataclass(frozen=True)
@@ -91,7 +110,9 @@ class MakeBagConfig:
 
     def __post_init__(self) -> None:
         if self.hold_s <= 0 or not 0 <= self.drop_probability < 1:
-            raise InputError(f"need hold_s > 0 and 0 <= drop_probability < 1, got {self.hold_s}, {self.drop_probability}")
+            raise InputError(
+                f"need hold_s > 0 and 0 <= drop_probability < 1, got {self.hold_s}, {self.drop_probability}"
+            )
 
 
 @dataclass(frozen=True)

@@ -9,22 +9,23 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import cv2
 import matplotlib
 
 matplotlib.use("Agg")  # files only: runs headless on robots and in CI
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from binseg_ros.bags.evaluate import STAGES, BagEvaluation, FrameRecord  # noqa: E402
-from binseg_ros.metrics import METRICS, mean_curves  # noqa: E402
-from binseg_ros.modalities import MODALITIES, all_subsets, subset_name  # noqa: E402
+from binseg_ros.bags.evaluate import STAGES, BagEvaluation, FrameRecord
+from binseg_ros.metrics import METRICS, mean_curves
+from binseg_ros.modalities import all_subsets, subset_name
 
-FULL = subset_name(MODALITIES)
+FULL = subset_name(all_subsets()[0])
 
 
-def metrics_json(evaluation: BagEvaluation) -> dict[str, object]:
+def metrics_json(evaluation: BagEvaluation) -> dict[str, Any]:
     """Everything the report states, machine-readable."""
     return {
         "bag": str(evaluation.bag),
@@ -49,9 +50,13 @@ def metrics_json(evaluation: BagEvaluation) -> dict[str, object]:
         "per_subset": evaluation.per_subset(),
         "latency_ms": evaluation.latency_ms(),
         "frames": [
-            {"stamp_ns": r.stamp, "time_s": r.time_s, "subset": subset_name(r.subset),
-             "timings_ms": {k: v * 1e3 for k, v in r.timings.items()},
-             "scores": r.score.scalars if r.score else None}
+            {
+                "stamp_ns": r.stamp,
+                "time_s": r.time_s,
+                "subset": subset_name(r.subset),
+                "timings_ms": {k: v * 1e3 for k, v in r.timings.items()},
+                "scores": r.score.scalars if r.score else None,
+            }
             for r in evaluation.records
         ],
     }
@@ -97,15 +102,27 @@ def _plot_timeline(evaluation: BagEvaluation, path: Path) -> None:
     colors = plt.get_cmap("tab10")
     order = [subset_name(s) for s in all_subsets()]
     for start, end, name in _fallback_windows(evaluation.records):
-        axis.axvspan(start, end + 1e-3, color=colors(order.index(name)), alpha=0.18,
-                     label=f"fallback: {name}" if name not in axis.get_legend_handles_labels()[1] else None)
-    scored = evaluation.scored
-    axis.plot([r.time_s for r in scored], [r.score.scalars["IoU"] for r in scored], ".-", color="black",  # type: ignore[union-attr]
-              markersize=4, linewidth=0.8, label="IoU per mask")
+        axis.axvspan(
+            start,
+            end + 1e-3,
+            color=colors(order.index(name)),
+            alpha=0.18,
+            label=f"fallback: {name}" if name not in axis.get_legend_handles_labels()[1] else None,
+        )
+    points = [(r.time_s, r.score.scalars["IoU"]) for r in evaluation.scored if r.score is not None]
+    axis.plot(
+        [time_s for time_s, _ in points],
+        [iou for _, iou in points],
+        ".-",
+        color="black",
+        markersize=4,
+        linewidth=0.8,
+        label="IoU per mask",
+    )
     axis.set(xlabel="bag time (s)", ylabel="IoU @ 0.5", ylim=(-0.02, 1.02), title="Per-frame IoU over time")
     axis.grid(alpha=0.3)
     handles, labels = axis.get_legend_handles_labels()
-    unique = dict(zip(labels, handles))
+    unique = dict(zip(labels, handles, strict=False))
     axis.legend(unique.values(), unique.keys(), fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -117,8 +134,14 @@ def _plot_latency(evaluation: BagEvaluation, path: Path) -> None:
     for stage in STAGES:
         values = np.array([r.timings[stage] for r in evaluation.records]) * 1e3
         if len(values):
-            axis.hist(values, bins=30, alpha=0.55 if stage != "total" else 0.9, label=stage,
-                      histtype="stepfilled" if stage != "total" else "step", linewidth=1.5)
+            axis.hist(
+                values,
+                bins=30,
+                alpha=0.55 if stage != "total" else 0.9,
+                label=stage,
+                histtype="stepfilled" if stage != "total" else "step",
+                linewidth=1.5,
+            )
     axis.set(xlabel="milliseconds", ylabel="masks", title="Latency per stage (sync wait in bag time)")
     axis.legend(fontsize=8)
     axis.grid(alpha=0.3)
@@ -146,8 +169,11 @@ def _plot_overlays(evaluation: BagEvaluation, path: Path, per_row: int = 4) -> N
             if col < len(records):
                 record = records[col]
                 axis.imshow(_tile(record))
-                axis.set_title(f"{title}: IoU {record.score.scalars['IoU']:.2f}\n"  # type: ignore[union-attr]
-                               f"{subset_name(record.subset)} @ {record.time_s:.2f}s", fontsize=8)
+                axis.set_title(
+                    f"{title}: IoU {record.score.scalars['IoU']:.2f}\n"  # type: ignore[union-attr]
+                    f"{subset_name(record.subset)} @ {record.time_s:.2f}s",
+                    fontsize=8,
+                )
     fig.suptitle("Predicted mask (tint) and ground truth (green outline)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -162,26 +188,38 @@ def _table(rows: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+PLOTS = {
+    "curves.png": _plot_curves,
+    "iou_timeline.png": _plot_timeline,
+    "latency.png": _plot_latency,
+    "overlays.png": _plot_overlays,
+}
+
+
 def write_report(evaluation: BagEvaluation, out: str | Path, title: str = "Bag evaluation") -> Path:
     """Write report.md, metrics.json and the PNG plots into ``out``; returns report.md."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     data = metrics_json(evaluation)
     (out / "metrics.json").write_text(json.dumps(data, indent=2))
-    plots = {"curves.png": _plot_curves, "iou_timeline.png": _plot_timeline, "latency.png": _plot_latency,
-             "overlays.png": _plot_overlays}
     if evaluation.scored:
-        for name, plot in plots.items():
+        for name, plot in PLOTS.items():
             plot(evaluation, out / name)
-    kept = [r for r in evaluation.records if r.prediction is not None]
-    if kept:
-        (out / "predictions").mkdir(exist_ok=True)
-        for record in kept:
+    for record in evaluation.records:
+        if record.prediction is not None:
+            (out / "predictions").mkdir(exist_ok=True)
             cv2.imwrite(str(out / "predictions" / f"{record.stamp}.png"), record.prediction)
+    path = out / "report.md"
+    path.write_text("\n".join(_markdown(evaluation, data, title)))
+    return path
+
+
+def _markdown(evaluation: BagEvaluation, data: dict[str, Any], title: str) -> list[str]:
     accounting = data["accounting"]
     segmenting = sum(r.timings["total"] - r.timings["sync_wait"] for r in evaluation.records)
-    latency = evaluation.latency_ms()
-    overall = {"all frames": {**evaluation.overall(), "frames": float(len(evaluation.scored))}} if evaluation.scored else {}
+    overall = (
+        {"all frames": {**evaluation.overall(), "frames": float(len(evaluation.scored))}} if evaluation.scored else {}
+    )
     lines = [
         f"# {title}",
         "",
@@ -193,11 +231,11 @@ def write_report(evaluation: BagEvaluation, out: str | Path, title: str = "Bag e
         "",
         "## Accounting",
         "",
-        f"- Image messages in: {accounting['frames_in']} → {accounting['frames_in_sets']} in "  # type: ignore[index]
-        f"{accounting['sets']} sets; dropped: {accounting['drops'] or 'none'}.",  # type: ignore[index]
-        f"- Masks {accounting['masks']}, scored {accounting['scored']}, "  # type: ignore[index]
-        f"not scored: {accounting['mask_skips'] or 'none'}.",  # type: ignore[index]
-        f"- Every message accounted for: **{'yes' if accounting['balanced'] else 'NO'}**.",  # type: ignore[index]
+        f"- Image messages in: {accounting['frames_in']} → {accounting['frames_in_sets']} in "
+        f"{accounting['sets']} sets; dropped: {accounting['drops'] or 'none'}.",
+        f"- Masks {accounting['masks']}, scored {accounting['scored']}, "
+        f"not scored: {accounting['mask_skips'] or 'none'}.",
+        f"- Every message accounted for: **{'yes' if accounting['balanced'] else 'NO'}**.",
         "",
         "## Accuracy (pysodmetrics; per active subset = the robustness table of this bag)",
         "",
@@ -207,14 +245,15 @@ def write_report(evaluation: BagEvaluation, out: str | Path, title: str = "Bag e
         "",
         "| stage | p50 | p95 | p99 |",
         "|---|---:|---:|---:|",
-        *[f"| {stage} | {v['p50']:.2f} | {v['p95']:.2f} | {v['p99']:.2f} |" for stage, v in latency.items()],
+        *[
+            f"| {stage} | {v['p50']:.2f} | {v['p95']:.2f} | {v['p99']:.2f} |"
+            for stage, v in evaluation.latency_ms().items()
+        ],
         "",
         "Sync wait is in bag time (how long the set waited for its last frame, including a",
         "fallback's timeout); the other stages are wall time on this machine.",
         "",
     ]
     if evaluation.scored:
-        lines += ["## Plots", ""] + [f"![{name}]({name})" for name in plots] + [""]
-    path = out / "report.md"
-    path.write_text("\n".join(lines))
-    return path
+        lines += ["## Plots", ""] + [f"![{name}]({name})" for name in PLOTS] + [""]
+    return lines

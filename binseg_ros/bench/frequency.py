@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 
 from binseg_ros.bench.timing import cuda_median_ms
+from binseg_ros.engines.tensorrt.imports import import_cudart
 from binseg_ros.errors import BackendError
 from binseg_ros.kernels.ops import frequency_split
 from binseg_ros.model.frequency import gaussian_lowpass, spectral_filter_fft, spectral_filter_matmul
@@ -49,10 +50,7 @@ def peak_dram_bandwidth(device: torch.device) -> tuple[float | None, str]:
     source = "torch.cuda.get_device_properties"
     if not (clock_khz and bus_bits):
         try:
-            try:
-                from cuda.bindings import runtime as cudart
-            except ImportError:
-                from cuda import cudart  # type: ignore[no-redef]  # cuda-python < 12.6
+            cudart = import_cudart()
             index = torch.cuda.current_device() if device.index is None else device.index
             attr = cudart.cudaDeviceAttr
             err_clock, clock_khz = cudart.cudaDeviceGetAttribute(attr.cudaDevAttrMemoryClockRate, index)
@@ -60,7 +58,7 @@ def peak_dram_bandwidth(device: torch.device) -> tuple[float | None, str]:
             if err_clock != cudart.cudaError_t.cudaSuccess or err_bus != cudart.cudaError_t.cudaSuccess:
                 return None, f"cudaDeviceGetAttribute failed ({err_clock}, {err_bus})"
             source = "cuda-python cudaDeviceGetAttribute"
-        except ImportError:
+        except BackendError:
             return None, "unknown (no memory clock in torch's device properties and no cuda-python)"
     if not (clock_khz and bus_bits):
         return None, f"unknown ({source} reported clock {clock_khz} kHz, bus {bus_bits} bits)"

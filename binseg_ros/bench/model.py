@@ -42,7 +42,9 @@ def run_model_bench(
     print("| size | subset | torch eager ms (baseline) | ORT matmul ms | ×torch | ORT fft ms | ×torch |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for size in sizes:
-        manifest = export_engine_folder(checkpoint, engines_root / f"{size[0]}x{size[1]}", size, forms=("matmul", "fft"))
+        manifest = export_engine_folder(
+            checkpoint, engines_root / f"{size[0]}x{size[1]}", size, forms=("matmul", "fft")
+        )
         backends = {form: OnnxRuntimeBackend(manifest, form) for form in ("matmul", "fft")}
         net.set_frequency_form("fft")
         for subset in all_subsets():

@@ -4,7 +4,7 @@ Each graph is exported with the dynamo exporter, constant-folded (the DFT matric
 spectral gains of the matmul form become initialisers, so runtimes see plain MatMuls), and
 checked with ``onnx.checker`` (``full_check=True``) before it is listed in the manifest.
 The ``kernel`` form carries the frequency branch as TensorRT plugin nodes
-(:mod:`binseg_ros.engines.plugin_node`); only ``binseg build`` consumes it.
+(:mod:`binseg_ros.engines.kernel_export`); only ``binseg build`` consumes it.
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ import torch
 from onnx.external_data_helper import set_external_data
 from tqdm import tqdm
 
+from binseg_ros.engines.kernel_export import TRANSLATION_TABLE
 from binseg_ros.engines.manifest import OUTPUT_NAME, FileRef, Manifest, SubsetEntry
-from binseg_ros.engines.plugin_node import TRANSLATION_TABLE
 from binseg_ros.errors import InputError
+from binseg_ros.forms import FREQUENCY_FORMS, FrequencyForm
 from binseg_ros.hashing import sha256_file
 from binseg_ros.modalities import CHANNELS, Subset, all_subsets, parse_subset, subset_name
 from binseg_ros.model.checkpoint import load_checkpoint
-from binseg_ros.forms import FREQUENCY_FORMS, FrequencyForm
 from binseg_ros.model.network import MIN_SIZE, BinSegNet, SubsetGraph
 
 LOG = logging.getLogger(__name__)
@@ -79,8 +79,9 @@ def export_subset_onnx(
             opset_version=OPSET,
             dynamo=True,
             verbose=False,
-            custom_translation_table=TRANSLATION_TABLE,
+            custom_translation_table=TRANSLATION_TABLE,  # type: ignore[arg-type]  # torch types keys as plain callables
         )
+    assert program is not None  # dynamo=True always returns an ONNXProgram
     onnxscript.optimizer.optimize(
         program.model, input_size_limit=_FOLD_INPUT_LIMIT, output_size_limit=_FOLD_OUTPUT_LIMIT
     )

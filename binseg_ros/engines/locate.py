@@ -1,12 +1,14 @@
-"""Where the default engine folder is, installed or in a source checkout."""
+"""Finding and opening an engine folder: where the default one is (installed or in a source
+checkout), and :func:`open_engine_folder`, the one way every caller opens a folder."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
 
-from binseg_ros.engines.manifest import MANIFEST_NAME
+from binseg_ros.engines.manifest import MANIFEST_NAME, Manifest
 from binseg_ros.errors import ManifestError
 
 DEFAULT_MODEL = "binseg_s"
@@ -22,10 +24,9 @@ def candidate_roots() -> list[Path]:
     try:
         from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
 
-        try:
+        # OSError: no AMENT_PREFIX_PATH (not a sourced ROS environment)
+        with contextlib.suppress(PackageNotFoundError, OSError):
             roots.append(Path(get_package_share_directory("binseg_ros")) / "engines")
-        except (PackageNotFoundError, OSError):  # OSError: no AMENT_PREFIX_PATH (not a sourced ROS env)
-            pass
     except ImportError:  # no ROS environment: a plain pip install or a checkout
         pass
     roots.append(Path(sys.prefix) / "share" / "binseg_ros" / "engines")
@@ -49,3 +50,18 @@ def locate_engine_dir(engine_dir: str | Path | None = None, model: str = DEFAULT
         f"no engine folder for model {model!r} (looked in {', '.join(map(str, tried))}); "
         "create one with `binseg export` or set the engine_dir parameter"
     )
+
+
+def open_engine_folder(engine_dir: str | Path | None = None) -> Manifest:
+    """The engine folder ``engine_dir`` (default: the installed model), its manifest read and
+    every listed file checked against its sha256, once, before anything uses it.
+
+    The node, ``binseg evaluate``, ``replay``, ``build`` and the benches all open folders here,
+    so no runtime ever loads a graph or weights file that changed under its manifest.
+
+    Raises:
+        ManifestError: no folder, a bad manifest, or a missing or changed file.
+    """
+    manifest = Manifest.load(locate_engine_dir(engine_dir))
+    manifest.verify()
+    return manifest

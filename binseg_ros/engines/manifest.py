@@ -7,6 +7,7 @@ sha256 of every file, so a runtime can refuse a file that changed under it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,14 +60,14 @@ class Manifest:
     def path(self) -> Path:
         return self.root / MANIFEST_NAME
 
-    def entry(self, subset: str | Subset) -> SubsetEntry:
-        """The entry for a subset, however it is spelled (``depth+rgb`` finds ``rgb+depth``)."""
-        name = subset_name(parse_subset(subset))
+    def entry(self, subset: Subset) -> SubsetEntry:
+        """The entry for a (parsed) subset."""
+        name = subset_name(subset)
         if name not in self.subsets:
             raise ManifestError(f"{self.path}: no engine for subset {name!r}; it has {', '.join(self.subsets)}")
         return self.subsets[name]
 
-    def onnx_path(self, subset: str | Subset, form: str) -> Path:
+    def onnx_path(self, subset: Subset, form: str) -> Path:
         """Absolute path of a subset's ONNX file in the given frequency form."""
         entry = self.entry(subset)
         if form not in entry.onnx:
@@ -141,13 +142,18 @@ class Manifest:
         except (KeyError, TypeError, ValueError) as exc:
             raise ManifestError(f"{path}: malformed manifest ({type(exc).__name__}: {exc})") from exc
 
-    def verify(self) -> None:
-        """Check that every referenced file exists and has the recorded sha256.
+    def verify(self, refs: Iterable[FileRef] | None = None) -> None:
+        """Check that every referenced file (or only ``refs``) exists and has the recorded sha256.
 
         Raises:
             ManifestError: naming the first missing or changed file.
         """
-        refs = [self.weights, self.tensors] + [ref for entry in self.subsets.values() for ref in entry.onnx.values()]
+        if refs is None:
+            refs = [
+                self.weights,
+                self.tensors,
+                *(ref for entry in self.subsets.values() for ref in entry.onnx.values()),
+            ]
         for ref in refs:
             path = self.root / ref.file
             if not path.is_file():

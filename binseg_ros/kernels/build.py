@@ -152,7 +152,8 @@ def parse_ptxas(log: str) -> list[KernelResources]:
     entries = re.finditer(
         r"Compiling entry function '(?P<kernel>\w+)' for '(?P<arch>\w+)'\s*\n"
         r"(?:ptxas info\s*: Function properties for \w+\s*\n)?"
-        r"\s*(?P<stack>\d+) bytes stack frame, (?P<stores>\d+) bytes spill stores, (?P<loads>\d+) bytes spill loads\s*\n"
+        r"\s*(?P<stack>\d+) bytes stack frame, (?P<stores>\d+) bytes spill stores, "
+        r"(?P<loads>\d+) bytes spill loads\s*\n"
         r"ptxas info\s*: Used (?P<registers>\d+) registers",
         log,
     )

@@ -7,12 +7,12 @@ CUDA kernels compute it: as the separable circular convolution ``low = K_H · x 
 taps are the inverse DFT of the Gaussian gain (see ``frequency_split.cu`` for the derivation).
 
 - CUDA: the project's kernels, through the same C launcher the TensorRT plugin calls, built
-  by nvcc for this GPU on first use (:mod:`binseg_ros.kernels.runtime`) and launched on
+  by nvcc for this GPU on first use (:mod:`binseg_ros.kernels.launcher`) and launched on
   torch's current stream, so the op composes with streams and CUDA-graph capture.
 - Every other device: the same separable convolution in torch (the reference the CUDA
   numerics are tested against, and what exports and CPU tests run).
 - Fake (meta) kernel: shapes only, for ``torch.export``/``torch.compile`` and ONNX export,
-  where the op becomes the ``BinsegFrequencySplit`` plugin node (:mod:`binseg_ros.kernels.plugin`).
+  where the op becomes the ``BinsegFrequencySplit`` plugin node (:mod:`binseg_ros.kernels.plugin_identity`).
 
 Inference only: no autograd formula is registered, so a backward through the op raises
 torch's "no autograd kernel" error; training uses the ``fft`` form.
@@ -74,6 +74,6 @@ def _frequency_split_fake(x: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.T
 
 @frequency_split.register_kernel("cuda")
 def _frequency_split_cuda(x: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    from binseg_ros.kernels.runtime import launch_frequency_split
+    from binseg_ros.kernels.launcher import launch_frequency_split
 
     return launch_frequency_split(x, sigma)

@@ -52,4 +52,3 @@ def load_checkpoint(path: str | Path) -> tuple[BinSegNet, dict[str, object]]:
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"checkpoint {path} does not match its model config: {exc}") from exc
     return net.eval(), dict(blob.get("metadata", {}))
-

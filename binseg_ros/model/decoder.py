@@ -49,9 +49,7 @@ class MultiPathUpsample(nn.Module):
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
         self.bilinear_path = ConvBNAct(in_channels, out_channels, 1, act=False)
-        self.shuffle_path = nn.Sequential(
-            nn.Conv2d(in_channels, out_channels * 4, 1, bias=False), nn.PixelShuffle(2)
-        )
+        self.shuffle_path = nn.Sequential(nn.Conv2d(in_channels, out_channels * 4, 1, bias=False), nn.PixelShuffle(2))
 
     def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         smooth = F.interpolate(self.bilinear_path(x), size=size, mode="bilinear", align_corners=False)

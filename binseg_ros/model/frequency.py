@@ -27,6 +27,7 @@ from torch import nn
 from binseg_ros.forms import FREQUENCY_FORMS, FrequencyForm
 from binseg_ros.kernels.ops import frequency_split, signed_frequencies
 
+
 def gaussian_lowpass(sigma: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Per-channel Gaussian low-pass over the half spectrum ``rfft2`` keeps.
 

@@ -79,6 +79,9 @@ class DifferentialPerceptionFusion(nn.Module):
         self, features: Mapping[str, torch.Tensor], enhanced: Mapping[str, torch.Tensor]
     ) -> dict[str, torch.Tensor]:
         """Per-pixel modality weights ``[N, 1, H, W]``: a softmax over the modalities present."""
-        scores = [self.branches[m].complementarity_score(x, enhanced[m]) for m, x in features.items()]
+        scores = [
+            self.branches[m].complementarity_score(x, enhanced[m])  # type: ignore[operator]  # ModuleDict items are typed Module
+            for m, x in features.items()
+        ]
         weights = torch.softmax(torch.stack(scores, dim=0), dim=0)
         return dict(zip(features, weights.unbind(0), strict=True))

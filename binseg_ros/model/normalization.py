@@ -71,6 +71,9 @@ class Normalization:
 class InputNormalizer(nn.Module):
     """Applies :class:`Normalization` inside the graph, one modality at a time."""
 
+    rgb_mean: torch.Tensor  # buffers, registered in __init__
+    rgb_std: torch.Tensor
+
     def __init__(self, norm: Normalization) -> None:
         super().__init__()
         self.norm = norm

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from binseg_ros.modalities import CHANNELS, Subset, subset_name
 from binseg_ros.forms import FrequencyForm
+from binseg_ros.modalities import CHANNELS, Subset, subset_name
 from binseg_ros.model.network import BinSegNet, SubsetGraph
 
 

@@ -1,4 +1,5 @@
-"""numpy → ``sensor_msgs/Image`` for the node's outputs (inputs: :mod:`binseg_ros.images`)."""
+"""numpy → rclpy ``sensor_msgs/Image`` for the node's outputs (the fields come from
+:func:`binseg_ros.core.messages.image_fields`, which the bag writer uses too)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,18 @@ import numpy as np
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from binseg_ros.images import ENCODINGS
+from binseg_ros.core.messages import image_fields
 
 
 def to_image(array: np.ndarray, encoding: str, header: Header) -> Image:
     """A ``sensor_msgs/Image`` holding a copy of ``array`` (little-endian, packed rows)."""
-    dtype, channels = ENCODINGS[encoding]
-    array = np.ascontiguousarray(array, dtype=dtype)
-    msg = Image(header=header, height=array.shape[0], width=array.shape[1], encoding=encoding, is_bigendian=0)
-    msg.step = array.shape[1] * channels * dtype.itemsize
-    msg.data = array.tobytes()
+    fields = image_fields(array, encoding)
+    fields["data"] = fields["data"].tobytes()  # rclpy copies bytes in one go; an ndarray element by element
+    return Image(header=header, **fields)
+
+
+def header(stamp_ns: int, frame_id: str) -> Header:
+    """The header of an output: the anchor frame's stamp and frame id."""
+    msg = Header(frame_id=frame_id)
+    msg.stamp.sec, msg.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
     return msg

@@ -1,8 +1,8 @@
 """``segment_node``: RGB / depth / thermal images in, masks and diagnostics out.
 
-A thin adapter: messages become :class:`~binseg_ros.sync.Frame` s, the ROS-free
-:class:`~binseg_ros.runtime.SegmentationRuntime` synchronises them and runs inference on
-its own thread, and results become messages again.
+A thin adapter: messages go into the ROS-free
+:class:`~binseg_ros.core.runtime.SegmentationRuntime`, which decodes and synchronises them and
+runs inference on its own thread, and results become messages again.
 """
 
 from __future__ import annotations
@@ -15,22 +15,19 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from rclpy.time import Time
 from sensor_msgs.msg import Image
 
 from binseg_ros.backends.factory import create_backend, resolve
-from binseg_ros.engines.locate import locate_engine_dir
-from binseg_ros.engines.manifest import Manifest
+from binseg_ros.core.frame import Arrival
+from binseg_ros.core.postprocess import overlay
+from binseg_ros.core.runtime import SegmentationRuntime
+from binseg_ros.core.segmenter import Segmentation, Segmenter
+from binseg_ros.engines.locate import open_engine_folder
 from binseg_ros.errors import BinsegError
 from binseg_ros.modalities import all_subsets, image_topic
-from binseg_ros.postprocess import overlay
-from binseg_ros.images import ingest
-from binseg_ros.ros.conversions import to_image
+from binseg_ros.ros.conversions import header, to_image
 from binseg_ros.ros.diagnostics import build_diagnostics
 from binseg_ros.ros.params import declare_settings
-from binseg_ros.runtime import SegmentationRuntime
-from binseg_ros.segmenter import Segmentation, Segmenter
-from binseg_ros.sync import SyncConfig
 
 POLL_PERIOD = 0.02  # s: how often a silent sensor's timeout is checked
 OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)  # reaches best-effort subscribers too
@@ -40,8 +37,7 @@ class SegmentNode(Node):
     def __init__(self, **kwargs) -> None:  # type: ignore[no-untyped-def]
         super().__init__("segment_node", **kwargs)
         self.settings = s = declare_settings(self)
-        manifest = Manifest.load(locate_engine_dir(s.engine_dir))
-        manifest.verify()
+        manifest = open_engine_folder(s.engine_dir)
         backend = create_backend(
             s.backend, manifest, s.frequency_form, s.device, precision=s.precision, plugin_library=s.plugin_library
         )
@@ -50,8 +46,7 @@ class SegmentNode(Node):
         for subset in all_subsets():  # every engine a fallback may need, before the first frame
             if set(subset) <= set(s.modalities):
                 segmenter.warm_up(subset)
-        sync = SyncConfig(s.slop, s.modality_timeout, s.readmit_frames, s.buffer_size, s.required_modalities)
-        self.runtime = SegmentationRuntime(segmenter, sync, self._publish)
+        self.runtime = SegmentationRuntime(segmenter, s.sync_config(), self._publish, s.thermal_units())
 
         self._image_subs = {
             m: self.create_subscription(Image, image_topic(m), partial(self._on_image, m), s.input_qos())
@@ -71,14 +66,11 @@ class SegmentNode(Node):
     def topics(self) -> dict[str, str]:
         return {m: sub.topic_name for m, sub in self._image_subs.items()}
 
-    def _now(self) -> float:
-        return self.get_clock().now().nanoseconds * 1e-9
+    def _now(self) -> int:
+        return int(self.get_clock().now().nanoseconds)
 
     def _on_image(self, modality: str, msg: Image) -> None:
-        arrival = self._now()
-        s = self.settings
-        stamp = Time.from_msg(msg.header.stamp).nanoseconds * 1e-9
-        error = ingest(self.runtime, modality, msg, stamp, arrival, s.thermal_gain, s.thermal_offset, msg.header)
+        error = self.runtime.ingest(modality, msg, Arrival(self._now()))
         if error is not None:
             self.get_logger().warning(f"dropped {modality} image: {error}", throttle_duration_sec=5.0)
 
@@ -87,24 +79,28 @@ class SegmentNode(Node):
 
     def _publish(self, result: Segmentation) -> None:
         """Runs on the inference thread; optional outputs only while someone listens."""
-        header = result.frameset.anchor.header
-        self._mask_pub.publish(to_image(result.mask, "mono8", header))
+        anchor = result.frameset.anchor
+        out = header(anchor.stamp_ns, anchor.frame_id)
+        self._mask_pub.publish(to_image(result.mask, "mono8", out))
         s = self.settings
         if s.publish_probability and self._probability_pub.get_subscription_count() > 0:
-            self._probability_pub.publish(to_image(result.probability, "32FC1", header))
+            self._probability_pub.publish(to_image(result.probability, "32FC1", out))
             self.runtime.note_published("probability")
         if s.publish_overlay and self._overlay_pub.get_subscription_count() > 0:
-            frames = result.frameset.frames
-            background = frames["rgb"].data if "rgb" in frames else result.frameset.anchor.data
-            self._overlay_pub.publish(to_image(overlay(background, result.mask), "rgb8", header))
+            background = result.frameset.background().data
+            self._overlay_pub.publish(to_image(overlay(background, result.mask), "rgb8", out))
             self.runtime.note_published("overlay")
 
     def _publish_diagnostics(self) -> None:
         status = self.runtime.status(self._now())
         self._diagnostics_pub.publish(
             build_diagnostics(
-                status, self.get_fully_qualified_name(), self.get_clock().now().to_msg(),
-                self.settings.modalities, self.topics(), self.backend_name,
+                status,
+                self.get_fully_qualified_name(),
+                self.get_clock().now().to_msg(),
+                self.settings.modalities,
+                self.topics(),
+                self.backend_name,
             )
         )
 

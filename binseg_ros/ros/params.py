@@ -1,51 +1,46 @@
-"""The node's parameters: one table of name, default, description and check.
+"""The node's parameters: one table of name, default, description, choices and range.
 
-Declared read-only with descriptions (``ros2 param describe`` shows them) and validated at
-start-up: a bad value stops the node with a message naming the parameter. The same table
-is what the test of ``config/segment.yaml`` compares the file against.
+Each parameter is declared once, here, read-only, with a ``ParameterDescriptor`` that carries
+its description and, for numbers, a ``FloatingPointRange`` / ``IntegerRange``: ``ros2 param
+describe`` shows the range and rclpy enforces it, so a value out of range stops the node
+with a message naming the parameter. Defaults that the ROS-free core also needs (the
+synchroniser's, the thermal units', the threshold) are not repeated: the table reads them
+from :class:`~binseg_ros.core.sync.SyncConfig`, :class:`~binseg_ros.core.messages.ThermalUnits`
+and :data:`~binseg_ros.core.postprocess.DEFAULT_THRESHOLD`. ``config/segment.yaml`` lists the
+same values, and a test holds the file to this table.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.exceptions import ParameterException
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import InvalidParameterTypeException, ParameterException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from binseg_ros.backends.factory import BACKEND_NAMES
-from binseg_ros.errors import BinsegError, ModalityError
-from binseg_ros.modalities import Subset, parse_subset
-from binseg_ros.engines.plans import PRECISIONS
+from binseg_ros.core.messages import ThermalUnits
+from binseg_ros.core.postprocess import DEFAULT_THRESHOLD
+from binseg_ros.core.sync import SyncConfig
+from binseg_ros.engines.tensorrt.rules import PRECISIONS
+from binseg_ros.errors import ConfigError, ModalityError
 from binseg_ros.forms import PORTABLE_FORMS
+from binseg_ros.modalities import NO_SUBSET, Subset, parse_subset
 
-Check = Callable[[object], str | None]
-
-
-class ParameterError(BinsegError, ValueError):
-    """A parameter value the node cannot start with."""
-
-
-def _one_of(*choices: str) -> Check:
-    return lambda v: None if v in choices else f"must be one of {', '.join(choices)}"
-
-
-def _positive(v: object) -> str | None:
-    return None if v > 0 else "must be > 0"  # type: ignore[operator]
-
-
-def _unit_interval(v: object) -> str | None:
-    return None if 0.0 <= v <= 1.0 else "must be within [0, 1]"  # type: ignore[operator]
+Check = Callable[[Any], "str | None"]
+FOREVER = 86_400.0  # s: the top of the time ranges (a day)
+MANY = 10_000  # the top of the count ranges
 
 
 def _subset(allow_empty: bool) -> Check:
-    def check(v: object) -> str | None:
-        if allow_empty and v == "":
+    def check(value: Any) -> str | None:
+        if allow_empty and value == "":
             return None
         try:
-            parse_subset(str(v))
+            parse_subset(str(value))
         except ModalityError as exc:
             return str(exc)
         return None
@@ -55,34 +50,80 @@ def _subset(allow_empty: bool) -> Check:
 
 @dataclass(frozen=True)
 class ParamSpec:
+    """One parameter: what ``ros2 param describe`` shows and what the node accepts."""
+
     name: str
     default: str | float | int | bool
     description: str
-    check: Check | None = None
+    choices: tuple[str, ...] = ()
+    low: float | None = None  # inclusive range, enforced by rclpy
+    high: float | None = None
+    check: Check | None = None  # what a choice list or a range cannot say
+
+    def descriptor(self) -> ParameterDescriptor:
+        described = f"{self.description} ({' | '.join(self.choices)})" if self.choices else self.description
+        descriptor = ParameterDescriptor(description=described, read_only=True)
+        if self.low is not None and self.high is not None:
+            if isinstance(self.default, int) and not isinstance(self.default, bool):
+                descriptor.integer_range = [IntegerRange(from_value=int(self.low), to_value=int(self.high), step=1)]
+            else:
+                descriptor.floating_point_range = [
+                    FloatingPointRange(from_value=float(self.low), to_value=float(self.high), step=0.0)
+                ]
+        return descriptor
+
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` (already of the right type and in range) cannot be used, if it cannot."""
+        if self.choices and value not in self.choices:
+            return f"must be one of {', '.join(self.choices)}"
+        return self.check(value) if self.check else None
 
 
 PARAMS: tuple[ParamSpec, ...] = (
-    ParamSpec("backend", "auto", "inference runtime: auto | onnxruntime | torch | tensorrt", _one_of(*BACKEND_NAMES)),
+    ParamSpec("backend", "auto", "inference runtime", BACKEND_NAMES),
     ParamSpec("engine_dir", "", "engine folder with manifest.yaml; empty = the installed default model"),
-    ParamSpec("frequency_form", "matmul", "ONNX graph form for onnxruntime: matmul | fft", _one_of(*PORTABLE_FORMS)),
+    ParamSpec("frequency_form", "matmul", "ONNX graph form for onnxruntime", PORTABLE_FORMS),
     ParamSpec("device", "cpu", "torch backend device: cpu | cuda | cuda:N"),
-    ParamSpec("precision", "fp16", "tensorrt precision: fp16 | fp32 | int8 (Q/DQ graphs only)", _one_of(*PRECISIONS)),
+    ParamSpec("precision", "fp16", "tensorrt precision (int8: Q/DQ graphs only)", PRECISIONS),
     ParamSpec("plugin_library", "auto", "tensorrt frequency-branch plugin: auto | none | PATH to the .so"),
-    ParamSpec("modalities", "rgb+depth+thermal", "modalities to subscribe to, e.g. rgb+depth", _subset(False)),
-    ParamSpec("required_modalities", "", "modalities that must be alive to publish; empty = any", _subset(True)),
-    ParamSpec("threshold", 0.5, "probability above which a pixel is foreground", _unit_interval),
-    ParamSpec("slop", 0.05, "max stamp difference (s) between frames of one set", _positive),
-    ParamSpec("modality_timeout", 0.5, "a modality with no frame for this long (s) is STALE", _positive),
-    ParamSpec("readmit_frames", 3, "consecutive frames a returning modality needs to be used again", _positive),
-    ParamSpec("buffer_size", 10, "frames buffered per modality while waiting for a match", _positive),
-    ParamSpec("qos.reliability", "best_effort", "input QoS reliability: best_effort | reliable",
-              _one_of("best_effort", "reliable")),
-    ParamSpec("qos.depth", 5, "input QoS history depth", _positive),
+    ParamSpec("modalities", "rgb+depth+thermal", "modalities to subscribe to, e.g. rgb+depth", check=_subset(False)),
+    ParamSpec("required_modalities", "", "modalities that must be alive to publish; empty = any", check=_subset(True)),
+    ParamSpec("threshold", DEFAULT_THRESHOLD, "probability above which a pixel is foreground", low=0.0, high=1.0),
+    ParamSpec("slop", SyncConfig.slop, "max stamp difference (s) between frames of one set", low=1e-4, high=10.0),
+    ParamSpec(
+        "modality_timeout",
+        SyncConfig.modality_timeout,
+        "a modality with no frame for this long (s) is STALE",
+        low=1e-3,
+        high=FOREVER,
+    ),
+    ParamSpec(
+        "readmit_frames",
+        SyncConfig.readmit_frames,
+        "consecutive frames a returning modality needs to be used again",
+        low=1,
+        high=MANY,
+    ),
+    ParamSpec(
+        "buffer_size",
+        SyncConfig.buffer_size,
+        "frames buffered per modality while waiting for a match",
+        low=1,
+        high=MANY,
+    ),
+    ParamSpec("qos.reliability", "best_effort", "input QoS reliability", ("best_effort", "reliable")),
+    ParamSpec("qos.depth", 5, "input QoS history depth", low=1, high=MANY),
     ParamSpec("publish_probability", True, "publish ~/probability (32FC1) while it has subscribers"),
     ParamSpec("publish_overlay", True, "publish ~/overlay (rgb8) while it has subscribers"),
-    ParamSpec("diagnostics_period", 1.0, "seconds between /diagnostics messages", _positive),
-    ParamSpec("thermal_gain", 1.0, "thermal counts = value x gain + offset (maps mono8 / deg C to raw counts)"),
-    ParamSpec("thermal_offset", 0.0, "see thermal_gain"),
+    ParamSpec("diagnostics_period", 1.0, "seconds between /diagnostics messages", low=0.01, high=FOREVER),
+    ParamSpec(
+        "thermal_gain",
+        ThermalUnits.gain,
+        "thermal counts = value x gain + offset (maps mono8 / deg C to raw counts)",
+        low=-1e6,
+        high=1e6,
+    ),
+    ParamSpec("thermal_offset", ThermalUnits.offset, "see thermal_gain", low=-1e9, high=1e9),
 )
 
 
@@ -111,36 +152,50 @@ class NodeSettings:
     thermal_gain: float
     thermal_offset: float
 
+    def sync_config(self) -> SyncConfig:
+        return SyncConfig(
+            self.slop, self.modality_timeout, self.readmit_frames, self.buffer_size, self.required_modalities
+        )
+
+    def thermal_units(self) -> ThermalUnits:
+        return ThermalUnits(self.thermal_gain, self.thermal_offset)
+
     def input_qos(self) -> QoSProfile:
-        reliability = ReliabilityPolicy.RELIABLE if self.qos_reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
+        reliability = (
+            ReliabilityPolicy.RELIABLE if self.qos_reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
+        )
         return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self.qos_depth, reliability=reliability)
+
+
+def _declare(node: Node, spec: ParamSpec) -> Any:
+    """Declare one parameter and return its value; a refused value is a ConfigError naming it."""
+    try:
+        value = node.declare_parameter(spec.name, spec.default, spec.descriptor()).value
+    except InvalidParameterTypeException as exc:
+        raise ConfigError(f"parameter '{spec.name}': expected a {type(spec.default).__name__} ({exc.args[0]})") from exc
+    except ParameterException as exc:  # refused by its descriptor: out of range
+        raise ConfigError(
+            f"parameter '{spec.name}': must be within [{spec.low:g}, {spec.high:g}] ({exc.args[0]})"
+        ) from exc
+    problem = spec.problem(value)
+    if problem:
+        raise ConfigError(f"parameter '{spec.name}' = {value!r}: {problem}")
+    return value
 
 
 def declare_settings(node: Node) -> NodeSettings:
     """Declare every parameter on ``node`` and return the validated values.
 
     Raises:
-        ParameterError: naming the first parameter with a wrong type or value.
+        ConfigError: naming the first parameter with a wrong type or value.
     """
-    values: dict[str, object] = {}
-    for spec in PARAMS:
-        descriptor = ParameterDescriptor(description=spec.description, read_only=True)
-        try:
-            value = node.declare_parameter(spec.name, spec.default, descriptor).value
-        except ParameterException as exc:
-            raise ParameterError(
-                f"parameter '{spec.name}': expected a {type(spec.default).__name__} ({exc})"
-            ) from exc
-        problem = spec.check(value) if spec.check else None
-        if problem:
-            raise ParameterError(f"parameter '{spec.name}' = {value!r}: {problem}")
-        values[spec.name.replace(".", "_")] = value
+    values = {spec.name.replace(".", "_"): _declare(node, spec) for spec in PARAMS}
     values["modalities"] = parse_subset(str(values["modalities"]))
-    required = parse_subset(str(values["required_modalities"])) if values["required_modalities"] else ()
+    required = parse_subset(str(values["required_modalities"])) if values["required_modalities"] else NO_SUBSET
     missing = [m for m in required if m not in values["modalities"]]
     if missing:
-        raise ParameterError(
+        raise ConfigError(
             f"parameter 'required_modalities' names {', '.join(missing)}, which 'modalities' does not subscribe to"
         )
     values["required_modalities"] = required
-    return NodeSettings(**values)  # type: ignore[arg-type]
+    return NodeSettings(**values)

@@ -11,10 +11,10 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
+from rclpy.publisher import Publisher
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
@@ -22,9 +22,15 @@ from std_msgs.msg import Header
 from binseg_ros.datasets import CAMERA_ENCODING
 from binseg_ros.modalities import MODALITIES, image_topic
 from binseg_ros.ros.conversions import to_image
+from binseg_ros.ros.discovery import spin_for, wait_for_node
+
+SETTLE_S = 0.5  # after discovery, so the node's mask publisher matches our subscription before we play
+
 
 @dataclass
 class ReceivedMask:
+    """One ``~/mask`` as received, with the monotonic receive time for latencies."""
+
     stamp: tuple[int, int]
     frame_id: str
     shape: tuple[int, int]
@@ -39,7 +45,9 @@ class FramePlayer(Node):
     def __init__(self, target: str = "segment_node", name: str = "binseg_player") -> None:
         super().__init__(name)
         self.target = target
-        self.pubs = {m: self.create_publisher(Image, image_topic(m), qos_profile_sensor_data) for m in MODALITIES}
+        self.pubs: dict[str, Publisher] = {
+            m: self.create_publisher(Image, image_topic(m), qos_profile_sensor_data) for m in MODALITIES
+        }
         self.masks: list[ReceivedMask] = []
         self.diagnostics: list[DiagnosticArray] = []
         self.create_subscription(Image, f"/{target}/mask", self._on_mask, 50)
@@ -51,22 +59,15 @@ class FramePlayer(Node):
         self.masks.append(ReceivedMask(stamp, msg.header.frame_id, (msg.height, msg.width), msg.encoding, data))
 
     def spin_for(self, seconds: float) -> None:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            rclpy.spin_once(self, timeout_sec=0.005)
+        """Serve callbacks (masks, diagnostics) for ``seconds`` of wall time."""
+        spin_for(self, seconds)
 
-    def wait_for_node(self, timeout: float = 30.0) -> None:
-        """Until the node subscribes to every camera topic and publishes its mask."""
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            subscribed = all(p.get_subscription_count() > 0 for p in self.pubs.values())
-            if subscribed and self.count_publishers(f"/{self.target}/mask"):
-                self.spin_for(0.5)  # let discovery settle in the other direction too
-                return
-            self.spin_for(0.1)
-        raise TimeoutError(f"{self.target} did not come up within {timeout:.0f} s")
+    def wait_for_target(self, timeout: float = 30.0) -> None:
+        """Until the node subscribes to every camera topic and publishes its mask; else :class:`NodeError`."""
+        wait_for_node(self, self.pubs.values(), self.target, timeout, settle_s=SETTLE_S)
 
     def publish(self, modality: str, array: np.ndarray, stamp: Time, frame_id: str) -> None:
+        """One camera image, encoded as that camera would send it."""
         header = Header(stamp=stamp, frame_id=frame_id)
         self.pubs[modality].publish(to_image(array, CAMERA_ENCODING[modality], header))
 

@@ -1,7 +1,9 @@
-"""Running ``segment_node`` as a child process on this host (demo, tests, replay).
+"""Running ``segment_node`` as a child process on this host (demo, tests, replay, bench).
 
 The child is started exactly as ``ros2 run binseg_ros segment_node`` starts it, with
-``-p name:=value`` parameters, and stopped with SIGINT like Ctrl-C.
+``-p name:=value`` parameters, and stopped with SIGINT like Ctrl-C. Both ends of the
+conversation (the child and this process's player) must see the same ROS environment:
+the child gets it through ``env``; this process through :func:`use_local_ros_environment`.
 """
 
 from __future__ import annotations
@@ -41,11 +43,31 @@ def local_ros_environment(domain_id: int | None = None) -> dict[str, str]:
     return env
 
 
+def use_local_ros_environment(domain_id: int | None = None) -> dict[str, str]:
+    """Put :func:`local_ros_environment` into this process's ``os.environ``; returns it for the child.
+
+    This mutates the process environment on purpose, and is the one place that does: rclpy
+    has no API for most of these settings. ``rclpy.init()`` and the DDS participant it creates read
+    ``ROS_DOMAIN_ID``, ``ROS_AUTOMATIC_DISCOVERY_RANGE`` and ``FASTRTPS_DEFAULT_PROFILES_FILE``
+    from the environment, so a player in this process finds a :class:`NodeProcess` started
+    with the same ``env`` only if this runs before ``rclpy.init()``. Called once, at the top
+    of the commands that start their own node (demo, replay, bench node).
+    """
+    env = local_ros_environment(domain_id)
+    os.environ.update(env)
+    return env
+
+
 class NodeProcess:
     """``segment_node`` in its own process, its output captured."""
 
-    def __init__(self, engine_dir: Path | str, env: dict[str, str] | None = None,
-                 remaps: dict[str, str] | None = None, **params: object) -> None:
+    def __init__(
+        self,
+        engine_dir: Path | str,
+        env: dict[str, str] | None = None,
+        remaps: dict[str, str] | None = None,
+        **params: object,
+    ) -> None:
         args = [sys.executable, "-m", "binseg_ros.ros.node", "--ros-args", "-p", f"engine_dir:={engine_dir}"]
         for name, value in params.items():
             args += ["-p", f"{name}:={str(value).lower() if isinstance(value, bool) else value}"]
@@ -63,6 +85,7 @@ class NodeProcess:
         return self.wait(timeout)
 
     def wait(self, timeout: float = 20.0) -> int:
+        """Wait for the child to exit (killing it after ``timeout``); returns the exit code, keeps its output."""
         try:
             self.output, _ = self.process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:

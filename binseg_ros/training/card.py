@@ -14,11 +14,13 @@ import platform
 import re
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from binseg_ros.engines.export import CARD_NAME
 from binseg_ros.model import BinSegNet
+from binseg_ros.training.config import TrainConfig
 from binseg_ros.training.split import load_split
 
 __all__ = ["CARD_NAME", "add_evaluation", "hardware", "training_card"]
@@ -33,7 +35,7 @@ def hardware() -> str:
     return f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
 
 
-def training_card(config, net: BinSegNet, log: list[dict[str, object]]) -> str:  # type: ignore[no-untyped-def]
+def training_card(config: TrainConfig, net: BinSegNet, log: list[dict[str, Any]]) -> str:
     """Markdown for a finished run; ``config`` is the run's TrainConfig, ``log`` its epoch records."""
     split = load_split(config.split_file)
     seconds = sum(float(record["seconds"]) for record in log)  # over every resumed session
@@ -42,7 +44,8 @@ def training_card(config, net: BinSegNet, log: list[dict[str, object]]) -> str: 
     mode = (
         "balanced: full-modal + one sub-modal subset per step (loss-proportional sampling) "
         f"+ consistency × {config.consistency_weight}"
-        if config.modality_dropout else "baseline: full-modal only (no modality dropout)"
+        if config.modality_dropout
+        else "baseline: full-modal only (no modality dropout)"
     )
     lines = [
         f"# Model card: {net.config.name}",
@@ -67,7 +70,8 @@ def training_card(config, net: BinSegNet, log: list[dict[str, object]]) -> str: 
         f"{config.lr:g} one-cycle, weight decay {config.weight_decay:g}, seed {config.seed}; the last epoch ships.",
         f"- Augmentations: `{json.dumps(asdict(config.augment))}` (geometric ones shared by all modalities, "
         "photometric ones per modality).",
-        f"- Final epoch losses: " + ", ".join(f"{k} {float(last[k]):.3f}" for k in ("loss", "full", "sub", "consistency")),
+        "- Final epoch losses: "
+        + ", ".join(f"{k} {float(last[k]):.3f}" for k in ("loss", "full", "sub", "consistency")),
         f"- Time: {seconds / 60:.1f} min on {hardware()}.",
         "",
     ]

@@ -40,7 +40,9 @@ class Augment:
         return cls(False, (1.0, 1.0), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 
-def _scale_crop(frame: dict[str, np.ndarray], size: tuple[int, int], scale: float, rng: np.random.Generator):
+def _scale_crop(
+    frame: dict[str, np.ndarray], size: tuple[int, int], scale: float, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
     """Resize by ``scale`` relative to ``size``, then crop (or pad with invalid/background) back."""
     height, width = size
     scaled = resize_frame(frame, (max(1, round(height * scale)), max(1, round(width * scale))))
@@ -58,7 +60,9 @@ def _scale_crop(frame: dict[str, np.ndarray], size: tuple[int, int], scale: floa
     return out
 
 
-def augment(frame: dict[str, np.ndarray], size: tuple[int, int], aug: Augment, rng: np.random.Generator):
+def augment(
+    frame: dict[str, np.ndarray], size: tuple[int, int], aug: Augment, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
     """One augmented copy of ``frame`` (rgb uint8, depth m, thermal counts, label) at ``size``."""
     scale = float(rng.uniform(*aug.scale))
     out = _scale_crop(frame, size, scale, rng) if scale != 1.0 else resize_frame(frame, size)
@@ -117,6 +121,8 @@ class SegmentationDataset(Dataset):
         return sample
 
 
-def modality_batch(batch: dict[str, torch.Tensor], subset: Iterable[str], device: torch.device) -> dict[str, torch.Tensor]:
+def modality_batch(
+    batch: dict[str, torch.Tensor], subset: Iterable[str], device: torch.device
+) -> dict[str, torch.Tensor]:
     """The network inputs of ``subset`` from a collated batch."""
     return {m: batch[m].to(device, non_blocking=True) for m in MODALITIES if m in set(subset)}

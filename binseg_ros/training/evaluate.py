@@ -1,6 +1,6 @@
 """The robustness table: every modality subset, same weights, same held-out frames.
 
-Predictions go through the same :class:`~binseg_ros.segmenter.Segmenter` the node uses
+Predictions go through the same :class:`~binseg_ros.core.segmenter.Segmenter` the node uses
 (resize in, backend, bilinear resize out to the label's resolution), so a table computed
 here describes what the node publishes.
 """
@@ -13,19 +13,13 @@ import numpy as np
 from tqdm import tqdm
 
 from binseg_ros.backends.base import Backend
+from binseg_ros.core.frame import registered_set
+from binseg_ros.core.segmenter import Segmenter
+from binseg_ros.datasets import LabelMap
 from binseg_ros.metrics import LOWER_IS_BETTER, METRICS, SegmentationMetrics
 from binseg_ros.modalities import Subset, all_subsets, subset_name
-from binseg_ros.segmenter import Segmenter
-from binseg_ros.sync import Frame, FrameSet
-from binseg_ros.datasets import LabelMap
 
 Table = dict[str, dict[str, float]]
-
-
-def frameset(frame: dict[str, np.ndarray], subset: Subset) -> FrameSet:
-    """A dataset frame as the synchroniser would emit it for ``subset``."""
-    frames = {m: Frame(m, 0.0, 0.0, frame[m]) for m in subset}
-    return FrameSet(frames[subset[0]], frames)
 
 
 def robustness_table(
@@ -43,7 +37,7 @@ def robustness_table(
     for subset in tqdm(chosen, desc="subsets", unit="subset", disable=not progress):
         metrics = SegmentationMetrics()
         for frame in frames:
-            result = segmenter(frameset(frame, subset))
+            result = segmenter(registered_set({m: frame[m] for m in subset}))
             metrics.add(result.probability, labels.binary(frame["label"]) > 0)
         table[subset_name(subset)] = metrics.result()
     rows = list(table.values())

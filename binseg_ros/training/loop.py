@@ -14,19 +14,20 @@ import json
 import logging
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from binseg_ros.datasets import FolderLayout, LabelMap
 from binseg_ros.modalities import MODALITIES, all_subsets, subset_name
 from binseg_ros.model import BinSegNet, ModelConfig, save_checkpoint
 from binseg_ros.training.card import CARD_NAME, training_card
-from binseg_ros.training.data import Augment, SegmentationDataset, modality_batch
+from binseg_ros.training.config import TrainConfig
+from binseg_ros.training.data import SegmentationDataset, modality_batch
 from binseg_ros.training.losses import consistency_loss, segmentation_loss
 from binseg_ros.training.sampling import SubsetSampler
 from binseg_ros.training.split import load_split
@@ -35,27 +36,6 @@ LOG = logging.getLogger(__name__)
 STATE_NAME = "last_state.pt"
 LOG_NAME = "train_log.jsonl"
 MODEL_NAME = "model.pt"
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    data_root: str
-    split_file: str
-    out_dir: str
-    size: tuple[int, int] = (240, 320)
-    epochs: int = 40
-    batch_size: int = 8
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    modality_dropout: bool = True
-    consistency_weight: float = 0.5
-    seed: int = 0
-    device: str = "auto"
-    workers: int = 0
-    limit: int = 0  # use only the first N training ids (smoke runs); 0 = all
-    augment: Augment = field(default_factory=Augment)
-    layout: FolderLayout = field(default_factory=FolderLayout)
-    labels: LabelMap = field(default_factory=LabelMap)
 
 
 def _device(name: str) -> torch.device:
@@ -73,87 +53,141 @@ def _seed_everything(seed: int) -> None:
 PROPER_SUBSETS = [s for s in all_subsets() if len(s) < len(MODALITIES)]
 
 
+@dataclass
+class _Run:
+    """What one training run updates: the network, its optimiser and schedule, the subset sampler."""
+
+    net: BinSegNet
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    sampler: SubsetSampler
+
+    def state(self, epoch: int) -> dict[str, Any]:
+        return {
+            "model": self.net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "epoch": epoch,
+        }
+
+    def restore(self, path: Path, device: torch.device) -> int:
+        """Load a saved state; returns the epoch to continue from."""
+        state = torch.load(path, map_location=device, weights_only=True)
+        self.net.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.sampler.load_state_dict(state["sampler"])
+        return int(state["epoch"]) + 1
+
+
+def _new_run(config: TrainConfig, device: torch.device, batches_per_epoch: int) -> _Run:
+    net = BinSegNet(ModelConfig()).to(device)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.lr, total_steps=config.epochs * batches_per_epoch, pct_start=0.1
+    )
+    return _Run(net, optimizer, scheduler, SubsetSampler(PROPER_SUBSETS))
+
+
+def _train_epoch(
+    run: _Run, config: TrainConfig, data: SegmentationDataset, epoch: int, device: torch.device, progress: bool
+) -> dict[str, Any]:
+    """One pass over the training frames; returns the epoch's log record."""
+    run.net.train()
+    data.set_epoch(epoch)
+    loader = DataLoader(
+        data,
+        batch_size=config.batch_size,
+        shuffle=True,
+        num_workers=config.workers,
+        drop_last=False,
+        generator=torch.Generator().manual_seed(config.seed * 1000 + epoch),
+    )
+    subsets = random.Random(config.seed * 1000 + epoch)
+    totals: dict[str, float] = {"loss": 0.0, "full": 0.0, "sub": 0.0, "consistency": 0.0}
+    started = time.perf_counter()
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", disable=not progress)
+    for batch in bar:
+        losses = _step(run, config, batch, subsets, device)
+        for key, value in losses.items():
+            totals[key] += value / len(loader)
+        bar.set_postfix(loss=f"{losses['loss']:.3f}")
+    record: dict[str, Any] = {
+        "epoch": epoch + 1,
+        **totals,
+        "lr": run.scheduler.get_last_lr()[0],
+        "seconds": time.perf_counter() - started,
+    }
+    if config.modality_dropout:
+        record["subset_probabilities"] = run.sampler.probabilities()
+    return record
+
+
+def _step(
+    run: _Run, config: TrainConfig, batch: dict[str, torch.Tensor], subsets: random.Random, device: torch.device
+) -> dict[str, float]:
+    """One optimiser step: the full-modal loss, plus (balanced training) a drawn subset's loss
+    and its consistency with the full-modal prediction."""
+    target = batch["target"].to(device)
+    full_logits = run.net(modality_batch(batch, MODALITIES, device))
+    full = segmentation_loss(full_logits, target)
+    loss = full
+    sub = consistency = torch.zeros((), device=device)
+    if config.modality_dropout:
+        subset = run.sampler.draw(subsets)
+        sub_logits = run.net(modality_batch(batch, subset, device))
+        sub = segmentation_loss(sub_logits, target)
+        run.sampler.update(subset, sub.item())
+        consistency = consistency_loss(sub_logits, full_logits)
+        loss = full + sub + config.consistency_weight * consistency
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    run.optimizer.step()
+    run.scheduler.step()
+    return {"loss": loss.item(), "full": full.item(), "sub": sub.item(), "consistency": consistency.item()}
+
+
 def train(config: TrainConfig, resume: bool = True, progress: bool = True, stop_after: int = 0) -> Path | None:
     """Train, writing ``out_dir``/{train_log.jsonl, last_state.pt, model.pt, model_card.md}; returns model.pt.
 
     ``stop_after`` > 0 ends this run after that many epochs (state saved, no model.pt, returns
-    None), so a long training can be split over several sessions and resumed.
+    None), so a long training can be split over several runs of the command and resumed.
     """
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     _seed_everything(config.seed)
     device = _device(config.device)
-    split = load_split(config.split_file)
-    ids = split.train_ids()[: config.limit or None]
-    data = SegmentationDataset(Path(config.data_root), ids, config.size, config.augment, config.labels, config.layout,
-                               seed=config.seed)
-    net = BinSegNet(ModelConfig()).to(device)
-    optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    steps_per_epoch = -(-len(data) // config.batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch, pct_start=0.1
+    ids = load_split(config.split_file).train_ids()[: config.limit or None]
+    data = SegmentationDataset(
+        Path(config.data_root), ids, config.size, config.augment, config.labels, config.layout, seed=config.seed
     )
-    sampler = SubsetSampler(PROPER_SUBSETS)
+    run = _new_run(config, device, -(-len(data) // config.batch_size))
     start_epoch = 0
     state_path = out / STATE_NAME
     if resume and state_path.is_file():
-        state = torch.load(state_path, map_location=device, weights_only=True)
-        net.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        sampler.load_state_dict(state["sampler"])
-        start_epoch = int(state["epoch"]) + 1
+        start_epoch = run.restore(state_path, device)
         LOG.info("resumed from %s at epoch %d", state_path, start_epoch)
-
     end_epoch = min(config.epochs, start_epoch + stop_after) if stop_after else config.epochs
     for epoch in range(start_epoch, end_epoch):
-        net.train()
-        data.set_epoch(epoch)
-        loader = DataLoader(
-            data, batch_size=config.batch_size, shuffle=True, num_workers=config.workers, drop_last=False,
-            generator=torch.Generator().manual_seed(config.seed * 1000 + epoch),
-        )
-        subsets = random.Random(config.seed * 1000 + epoch)
-        totals: dict[str, float] = {"loss": 0.0, "full": 0.0, "sub": 0.0, "consistency": 0.0}
-        started = time.perf_counter()
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", disable=not progress)
-        for batch in bar:
-            target = batch["target"].to(device)
-            full_logits = net(modality_batch(batch, MODALITIES, device))
-            full = segmentation_loss(full_logits, target)
-            loss = full
-            sub = consistency = torch.zeros((), device=device)
-            if config.modality_dropout:
-                subset = sampler.draw(subsets)
-                sub_logits = net(modality_batch(batch, subset, device))
-                sub = segmentation_loss(sub_logits, target)
-                sampler.update(subset, sub.item())
-                consistency = consistency_loss(sub_logits, full_logits)
-                loss = full + sub + config.consistency_weight * consistency
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            for key, value in (("loss", loss), ("full", full), ("sub", sub), ("consistency", consistency)):
-                totals[key] += value.item() / len(loader)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-        record = {"epoch": epoch + 1, **totals, "lr": scheduler.get_last_lr()[0],
-                  "seconds": time.perf_counter() - started}
-        if config.modality_dropout:
-            record["subset_probabilities"] = sampler.probabilities()
+        record = _train_epoch(run, config, data, epoch, device, progress)
         with (out / LOG_NAME).open("a") as log:
             log.write(json.dumps(record) + "\n")
-        torch.save({"model": net.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "sampler": sampler.state_dict(), "epoch": epoch},
-                   state_path)
-
+        torch.save(run.state(epoch), state_path)
     if end_epoch < config.epochs:
         LOG.info("stopped after epoch %d of %d; run again to resume", end_epoch, config.epochs)
         return None
+    return _save_model(config, run.net, out)
+
+
+def _save_model(config: TrainConfig, net: BinSegNet, out: Path) -> Path:
+    """The trained checkpoint with its metadata, and the model card from the training log."""
     metadata = {
         "version": f"{'balanced' if config.modality_dropout else 'baseline'}-e{config.epochs}-s{config.seed}",
         "train_config": json.loads(json.dumps(asdict(config), default=sorted)),  # frozensets → lists
-        "subsets_trained": [subset_name(s) for s in all_subsets()] if config.modality_dropout else ["rgb+depth+thermal"],
+        "subsets_trained": [subset_name(s) for s in all_subsets()]
+        if config.modality_dropout
+        else ["rgb+depth+thermal"],
     }
     model = save_checkpoint(net.cpu().eval(), out / MODEL_NAME, metadata)
     log = [json.loads(line) for line in (out / LOG_NAME).read_text().splitlines()]

@@ -14,9 +14,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from binseg_ros.modalities import subset_name
-
-Subset = tuple[str, ...]
+from binseg_ros.modalities import Subset, subset_name
 
 
 class SubsetSampler:
@@ -27,7 +25,7 @@ class SubsetSampler:
             raise ValueError("SubsetSampler needs at least one subset")
         if not 0.0 <= floor <= 1.0 or not 0.0 <= momentum < 1.0:
             raise ValueError(f"need 0 <= floor <= 1 and 0 <= momentum < 1, got {floor=} {momentum=}")
-        self.subsets = [tuple(s) for s in subsets]
+        self.subsets = list(subsets)
         self.momentum = momentum
         self.floor = floor
         self.ema = {subset_name(s): 1.0 for s in self.subsets}

@@ -66,22 +66,29 @@ def holdout_split(groups: list[SceneGroup], every: int = 5, offset: int = 2) -> 
     return Split(train, held)
 
 
-def save_split(split: Split, path: str | Path, rule: str) -> Path:
-    path = Path(path)
-    data = {
-        "rule": rule,
-        "train": [{"scene": g.key, "ids": list(g.ids)} for g in split.train],
-        "held_out": [{"scene": g.key, "ids": list(g.ids)} for g in split.held_out],
-    }
-    path.write_text(yaml.safe_dump(data, sort_keys=False, width=100, default_flow_style=None))
-    return path
-
-
 def load_split(path: str | Path) -> Split:
-    """Read a committed split file."""
-    data = yaml.safe_load(Path(path).read_text())
+    """Read a committed split file (InputError naming the file when it cannot be read)."""
 
     def groups(entries: list[dict]) -> tuple[SceneGroup, ...]:
         return tuple(SceneGroup(e["scene"], tuple(str(i) for i in e["ids"])) for e in entries)
 
-    return Split(groups(data["train"]), groups(data["held_out"]))
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+        return Split(groups(data["train"]), groups(data["held_out"]))
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        raise InputError(f"cannot read split file {path}: {exc}") from exc
+
+
+FRAME_CHOICES = ("held-out", "train", "all")
+"""Which frames of a dataset a job takes: the split's held-out groups, its training groups, or every frame."""
+
+
+def frame_ids(which: str, root: str | Path, split_file: str | Path, layout: FolderLayout = FolderLayout()) -> list[str]:
+    """The ids of ``which`` (one of :data:`FRAME_CHOICES`): ``all`` lists the dataset folder, the
+    others read ``split_file``, so a bag or table of held-out frames never holds a training frame."""
+    if which == "all":
+        return list_ids(root, layout)
+    if which not in FRAME_CHOICES:
+        raise InputError(f"frames must be one of {', '.join(FRAME_CHOICES)}, got {which!r}")
+    split = load_split(split_file)
+    return split.held_out_ids() if which == "held-out" else split.train_ids()

@@ -1,8 +1,9 @@
 """Approximate-time synchroniser with per-modality health and missing-sensor fallback.
 
-ROS-free: stamps and arrival times are float seconds. The adapters (node, replay) push
-frames as they arrive and call :meth:`Synchronizer.poll` on a timer; emitted
-:class:`FrameSet` s go to whatever runs inference.
+ROS-free: stamps and arrivals are integer nanoseconds (:mod:`binseg_ros.core.frame`). The
+adapters (node, bag evaluator) push frames as they arrive and call
+:meth:`Synchronizer.poll` on a timer; emitted :class:`FrameSet` s go to whatever runs
+inference.
 
 Semantics (``shared/DESIGN.md`` §3):
 
@@ -30,87 +31,44 @@ Every frame that is not part of an emitted set is counted once, under a reason.
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
 
-import numpy as np
-
-from binseg_ros.modalities import MODALITIES, Subset
-
-
-class DropReason(str, Enum):
-    """Why a frame or set never reached the output; the diagnostics counter keys."""
-
-    STAMP_NOT_INCREASING = "stamp_not_increasing"
-    RESOLUTION_MISMATCH = "resolution_mismatch"
-    NO_MATCH = "no_match"  # an anchor for which an active modality has no frame within slop
-    UNMATCHED = "unmatched"  # a non-anchor frame that no anchor picked
-    NOT_ADMITTED = "not_admitted"  # a returning modality's frame during hysteresis
-    BUFFER_OVERFLOW = "buffer_overflow"
-    REQUIRED_MISSING = "required_missing"  # anchor while a required modality is not active
-    SUPERSEDED = "superseded"  # a set replaced by a newer one before inference took it
-    END_OF_INPUT = "end_of_input"  # still buffered when an offline input (a bag) ended
-
-
-@dataclass(frozen=True)
-class Frame:
-    """One converted sensor image: ``data`` in sensor units, ``header`` passed through as is.
-
-    ``stamp`` is the header time, ``arrival`` the receive time on the node's clock (sim time
-    under ``use_sim_time``; drives health), ``received`` a monotonic receive time (drives
-    latency, which is wall-clock whatever the ROS clock does).
-    """
-
-    modality: str
-    stamp: float
-    arrival: float
-    data: np.ndarray
-    header: Any = None
-    received: float = field(default_factory=time.monotonic)
-
-    @property
-    def resolution(self) -> tuple[int, int]:
-        return self.data.shape[0], self.data.shape[1]
-
-
-@dataclass(frozen=True)
-class FrameSet:
-    """Frames of the active subset, synchronised to the anchor frame."""
-
-    anchor: Frame
-    frames: dict[str, Frame]
-
-    @property
-    def subset(self) -> Subset:
-        return tuple(m for m in MODALITIES if m in self.frames)
-
-    @property
-    def last_received(self) -> float:
-        """Monotonic time the set's last frame arrived: the start of end-to-end latency."""
-        return max(f.received for f in self.frames.values())
+from binseg_ros.core.drops import DropReason
+from binseg_ros.core.frame import Frame, FrameSet, seconds_to_ns
+from binseg_ros.errors import ConfigError
+from binseg_ros.modalities import MODALITIES, NO_SUBSET, Subset, canonical
 
 
 @dataclass(frozen=True)
 class SyncConfig:
+    """The synchroniser's settings, in seconds as users give them; checked once, here."""
+
     slop: float = 0.05
     modality_timeout: float = 0.5
     readmit_frames: int = 3
     buffer_size: int = 10
-    required: Subset = ()
+    required: Subset = NO_SUBSET
 
     def __post_init__(self) -> None:
-        if self.slop <= 0:
-            raise ValueError(f"slop must be > 0 s, got {self.slop}")
-        if self.modality_timeout <= 0:
-            raise ValueError(f"modality_timeout must be > 0 s, got {self.modality_timeout}")
+        if not self.slop > 0:
+            raise ConfigError(f"slop must be > 0 s, got {self.slop}")
+        if not self.modality_timeout > 0:
+            raise ConfigError(f"modality_timeout must be > 0 s, got {self.modality_timeout}")
         if self.readmit_frames < 1:
-            raise ValueError(f"readmit_frames must be >= 1, got {self.readmit_frames}")
+            raise ConfigError(f"readmit_frames must be >= 1, got {self.readmit_frames}")
         if self.buffer_size < 1:
-            raise ValueError(f"buffer_size must be >= 1, got {self.buffer_size}")
+            raise ConfigError(f"buffer_size must be >= 1, got {self.buffer_size}")
+
+    @property
+    def slop_ns(self) -> int:
+        return seconds_to_ns(self.slop)
+
+    @property
+    def timeout_ns(self) -> int:
+        return seconds_to_ns(self.modality_timeout)
 
 
 class Health(str, Enum):
@@ -124,8 +82,8 @@ class _Channel:
     """Per-modality state: the ring buffer and the health bookkeeping."""
 
     buffer: deque[Frame] = field(default_factory=deque)
-    last_stamp: float | None = None
-    last_arrival: float | None = None
+    last_stamp: int | None = None  # ns
+    last_arrival: int | None = None  # ns, node clock
     last_resolution: tuple[int, int] | None = None
     admitted: bool = False
     streak: int = 0  # consecutive frames while not admitted
@@ -142,7 +100,9 @@ class Synchronizer:
         self.drops: Counter[str] = Counter()
         self.emitted = 0
         self.frames_emitted = 0  # frames inside emitted sets: with drops, accounts for every frame
-        self._started: float | None = None  # arrival of the very first accepted frame
+        self._started: int | None = None  # arrival (ns) of the very first accepted frame
+        self._slop = config.slop_ns
+        self._timeout = config.timeout_ns
 
     # -- input -------------------------------------------------------------------------
     def push(self, frame: Frame) -> DropReason | None:
@@ -154,20 +114,20 @@ class Synchronizer:
                 self.drops[reason.value] += 1
                 return reason
             if self._started is None:
-                self._started = frame.arrival
+                self._started = frame.arrival.clock_ns
             self._update_health(frame, channel)
-            channel.last_stamp = frame.stamp
-            channel.last_arrival = frame.arrival
+            channel.last_stamp = frame.stamp_ns
+            channel.last_arrival = frame.arrival.clock_ns
             channel.last_resolution = frame.resolution
             channel.buffer.append(frame)
             if len(channel.buffer) > self.config.buffer_size:
                 channel.buffer.popleft()
                 self.drops[DropReason.BUFFER_OVERFLOW.value] += 1
-            self._match(frame.arrival)
+            self._match(frame.arrival.clock_ns)
             return None
 
-    def poll(self, now: float) -> None:
-        """Re-evaluate health at ``now`` (a sensor that stopped sends nothing to trigger it)."""
+    def poll(self, now: int) -> None:
+        """Re-evaluate health at ``now`` ns (a sensor that stopped sends nothing to trigger it)."""
         with self._lock:
             self._match(now)
 
@@ -182,7 +142,7 @@ class Synchronizer:
             return left
 
     # -- state -------------------------------------------------------------------------
-    def health(self, now: float) -> dict[str, Health]:
+    def health(self, now: int) -> dict[str, Health]:
         with self._lock:
             return {m: self._health(m, now) for m in MODALITIES}
 
@@ -191,32 +151,32 @@ class Synchronizer:
         with self._lock:
             return Counter(self.drops)
 
-    def active(self, now: float) -> Subset:
+    def active(self, now: int) -> Subset:
         with self._lock:
             return self._active(now)
 
     # -- internals (lock held) ---------------------------------------------------------
-    def _alive(self, channel: _Channel, now: float) -> bool:
-        return channel.last_arrival is not None and now - channel.last_arrival <= self.config.modality_timeout
+    def _alive(self, channel: _Channel, now: int) -> bool:
+        return channel.last_arrival is not None and now - channel.last_arrival <= self._timeout
 
-    def _health(self, modality: str, now: float) -> Health:
+    def _health(self, modality: str, now: int) -> Health:
         channel = self._channels[modality]
         if not self._alive(channel, now):
             return Health.STALE
         return Health.OK if channel.admitted else Health.RECOVERING
 
-    def _active(self, now: float) -> Subset:
-        return tuple(m for m in MODALITIES if self._health(m, now) is Health.OK)
+    def _active(self, now: int) -> Subset:
+        return canonical(m for m in MODALITIES if self._health(m, now) is Health.OK)
 
     def _reject_reason(self, frame: Frame, channel: _Channel) -> DropReason | None:
-        if channel.last_stamp is not None and frame.stamp <= channel.last_stamp:
+        if channel.last_stamp is not None and frame.stamp_ns <= channel.last_stamp:
             return DropReason.STAMP_NOT_INCREASING
-        reference = self._reference_resolution(frame.modality, frame.arrival)
+        reference = self._reference_resolution(frame.modality, frame.arrival.clock_ns)
         if reference is not None and frame.resolution != reference:
             return DropReason.RESOLUTION_MISMATCH
         return None
 
-    def _reference_resolution(self, modality: str, now: float) -> tuple[int, int] | None:
+    def _reference_resolution(self, modality: str, now: int) -> tuple[int, int] | None:
         """Resolution set by the highest-priority alive modality above ``modality``, if any."""
         for other in MODALITIES:
             if other == modality:
@@ -227,24 +187,24 @@ class Synchronizer:
         return None
 
     def _update_health(self, frame: Frame, channel: _Channel) -> None:
-        if channel.admitted and not self._alive(channel, frame.arrival):
+        if channel.admitted and not self._alive(channel, frame.arrival.clock_ns):
             channel.admitted = False  # it went stale: it must earn re-admission
             channel.streak = 0
         if channel.admitted:
             return
         first_ever = channel.last_arrival is None
-        channel.streak = channel.streak + 1 if self._alive(channel, frame.arrival) else 1
+        channel.streak = channel.streak + 1 if self._alive(channel, frame.arrival.clock_ns) else 1
         # At start-up every sensor is admitted on its first frame; hysteresis is for returns.
         if first_ever or channel.streak >= self.config.readmit_frames:
             channel.admitted = True
 
-    def _expected(self, now: float) -> Subset:
+    def _expected(self, now: int) -> tuple[str, ...]:
         """Modalities never heard from, still within the start-up grace period."""
-        if self._started is None or now - self._started > self.config.modality_timeout:
+        if self._started is None or now - self._started > self._timeout:
             return ()
         return tuple(m for m, c in self._channels.items() if c.last_arrival is None)
 
-    def _match(self, now: float) -> None:
+    def _match(self, now: int) -> None:
         active = self._active(now)
         expected = self._expected(now)
         for modality in MODALITIES:
@@ -266,12 +226,12 @@ class Synchronizer:
             matches: dict[str, Frame] = {}
             waiting = False
             for modality in others:
-                match = self._closest(modality, anchor.stamp)
+                match = self._closest(modality, anchor.stamp_ns)
                 if match is not None:
                     matches[modality] = match
                     continue
                 newest = self._channels[modality].last_stamp
-                if newest is not None and newest < anchor.stamp + self.config.slop:
+                if newest is not None and newest < anchor.stamp_ns + self._slop:
                     waiting = True
             if waiting:
                 return
@@ -285,11 +245,11 @@ class Synchronizer:
             self.frames_emitted += 1 + len(matches)
             self._emit(FrameSet(anchor, {anchor_modality: anchor, **matches}))
 
-    def _closest(self, modality: str, stamp: float) -> Frame | None:
+    def _closest(self, modality: str, stamp: int) -> Frame | None:
         best = None
         for frame in self._channels[modality].buffer:
-            gap = abs(frame.stamp - stamp)
-            if gap <= self.config.slop and (best is None or gap < abs(best.stamp - stamp)):
+            gap = abs(frame.stamp_ns - stamp)
+            if gap <= self._slop and (best is None or gap < abs(best.stamp_ns - stamp)):
                 best = frame
         return best
 
@@ -302,7 +262,7 @@ class Synchronizer:
                 return
             self.drops[DropReason.UNMATCHED.value] += 1
 
-    def _discard_inactive(self, modality: str, now: float) -> None:
+    def _discard_inactive(self, modality: str, now: int) -> None:
         """Frames of a stale or recovering modality can never join a set: count and drop them."""
         channel = self._channels[modality]
         reason = DropReason.NOT_ADMITTED if self._alive(channel, now) else DropReason.UNMATCHED

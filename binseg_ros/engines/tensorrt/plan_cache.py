@@ -10,6 +10,10 @@ any machine.
 
 The timing cache is shared by all slots built on the same GPU and TensorRT version: it
 records kernel timings, not graphs, so rebuilding another subset or precision reuses it.
+
+A plan is specific to the GPU, its compute capability and the TensorRT version, so it is
+built where it runs; the cache of a model lives in :func:`default_plan_dir` unless a folder
+is given.
 """
 
 from __future__ import annotations
@@ -22,21 +26,15 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from binseg_ros.engines.manifest import Manifest
+from binseg_ros.engines.tensorrt.rules import Precision, require_precision
 from binseg_ros.errors import BackendError
 from binseg_ros.modalities import Subset
 
 LOG = logging.getLogger(__name__)
-PRECISIONS = ("fp16", "fp32", "int8")
-"""``int8`` only for graphs that carry explicit Q/DQ nodes: TensorRT 10 deprecates implicit
-calibration and TensorRT 11 removes it."""
-
-
-def require_precision(precision: str) -> None:
-    """Raises BackendError for a precision name that is not one of :data:`PRECISIONS`."""
-    if precision not in PRECISIONS:
-        raise BackendError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+PLAN_CACHE_ENV = "BINSEG_PLAN_CACHE"
 
 
 @dataclass(frozen=True)
@@ -46,11 +44,20 @@ class PlanKey:
     gpu_name: str
     compute_capability: str  # "8.7", "9.0", "11.0"
     tensorrt_version: str
-    precision: str
+    precision: Precision
     onnx_sha256: str  # of the graph file and its external weights, see model_digest
 
-    def __post_init__(self) -> None:
-        require_precision(self.precision)
+    @classmethod
+    def from_record(cls, fields: dict[str, Any]) -> PlanKey:
+        """The key a plan record on disk holds. The record is input from a file, so its
+        precision is checked here; a key made in this process has a checked one already.
+
+        Raises:
+            BackendError: an unknown precision. TypeError: missing or unknown fields.
+        """
+        key = cls(**fields)
+        require_precision(key.precision)
+        return key
 
     def changes(self, other: PlanKey) -> list[str]:
         """``["tensorrt_version 10.3.0 -> 10.7.0", ...]``: the fields that differ from ``other``."""
@@ -65,12 +72,15 @@ class PlanCache:
     root: Path
 
     def plan_path(self, slot: str) -> Path:
+        """``<root>/<slot>.plan``."""
         return self.root / f"{slot}.plan"
 
     def _record_path(self, slot: str) -> Path:
+        """``<root>/<slot>.json``: the key the plan was built for and its sha256."""
         return self.root / f"{slot}.json"
 
     def timing_cache_path(self, key: PlanKey) -> Path:
+        """``<root>/timing.<16 hex>.cache``, one per (GPU, compute capability, TensorRT version)."""
         platform = f"{key.gpu_name}|{key.compute_capability}|{key.tensorrt_version}"
         return self.root / f"timing.{hashlib.sha256(platform.encode()).hexdigest()[:16]}.cache"
 
@@ -82,13 +92,15 @@ class PlanCache:
             return None
         try:
             stored = json.loads(record.read_text())
-            built_for = PlanKey(**stored["key"])
+            built_for = PlanKey.from_record(stored["key"])
             expected_sha = str(stored["plan_sha256"])
         except (OSError, ValueError, KeyError, TypeError, BackendError) as error:
             LOG.warning("plan record %s is unreadable (%s): rebuilding %s", record, error, slot)
             return None
         if built_for != key:
-            LOG.warning("cached plan %s was built for another target (%s): rebuilding", slot, "; ".join(key.changes(built_for)))
+            LOG.warning(
+                "cached plan %s was built for another target (%s): rebuilding", slot, "; ".join(key.changes(built_for))
+            )
             return None
         data = plan.read_bytes()
         if hashlib.sha256(data).hexdigest() != expected_sha:
@@ -120,7 +132,7 @@ def model_digest(manifest: Manifest, subset: Subset, form: str) -> str:
     return hashlib.sha256(f"{graph}:{manifest.tensors.sha256}".encode()).hexdigest()
 
 
-def slot_name(subset_file_stem: str, precision: str) -> str:
+def slot_name(subset_file_stem: str, precision: Precision) -> str:
     """``rgb_depth.kernel.fp16``: the ONNX file's stem (subset and form) and the precision."""
     return f"{subset_file_stem}.{precision}"
 
@@ -137,3 +149,9 @@ def write_atomic(path: Path, data: bytes) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(handle.name, path)
+
+
+def default_plan_dir(manifest: Manifest) -> Path:
+    """``$BINSEG_PLAN_CACHE/<model>``, default ``~/.cache/binseg_ros/plans/<model>``."""
+    root = Path(os.environ.get(PLAN_CACHE_ENV, Path.home() / ".cache" / "binseg_ros" / "plans"))
+    return root / manifest.model

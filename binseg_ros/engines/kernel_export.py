@@ -10,13 +10,15 @@ the engine. The schema is registered with ``onnx.defs`` so the exporter can emit
 
 from __future__ import annotations
 
+from typing import Any
+
 import onnx
 import onnxscript
 import torch
 from onnx.defs import OpSchema
 
 from binseg_ros.kernels import ops  # registers torch.ops.binseg.frequency_split
-from binseg_ros.kernels.plugin import PLUGIN_NAME, PLUGIN_NAMESPACE, PLUGIN_VERSION
+from binseg_ros.kernels.plugin_identity import PLUGIN_NAME, PLUGIN_NAMESPACE, PLUGIN_VERSION
 
 DOMAIN = PLUGIN_NAMESPACE
 DOMAIN_VERSION = 1
@@ -46,7 +48,7 @@ if not onnx.defs.has(PLUGIN_NAME, DOMAIN):
 _OPSET = onnxscript.values.Opset(DOMAIN, DOMAIN_VERSION)
 
 
-def _frequency_split_node(x, sigma):  # onnxscript symbolic values, untyped by design
+def _frequency_split_node(x: Any, sigma: Any) -> Any:  # onnxscript symbolic values
     return getattr(_OPSET, PLUGIN_NAME)(
         x, sigma, plugin_version=PLUGIN_VERSION, plugin_namespace=PLUGIN_NAMESPACE, _num_outputs=2
     )

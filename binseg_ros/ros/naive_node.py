@@ -7,8 +7,8 @@ Only for ``binseg bench node``, which measures ``segment_node`` against it on th
 from __future__ import annotations
 
 import sys
+from functools import partial
 
-import numpy as np
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
@@ -16,34 +16,38 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
 from binseg_ros.backends.onnxruntime import OnnxRuntimeBackend
-from binseg_ros.engines.manifest import Manifest
-from binseg_ros.images import to_sensor_units
+from binseg_ros.core.frame import Arrival, Frame, FrameSet
+from binseg_ros.core.messages import to_frame
+from binseg_ros.core.segmenter import Segmenter
+from binseg_ros.engines.locate import open_engine_folder
 from binseg_ros.ros.conversions import to_image
-from binseg_ros.segmenter import Segmenter
-from binseg_ros.sync import Frame, FrameSet
 
 
 class NaiveNode(Node):
+    """Subscribes to the three cameras and segments on every RGB image; publishes ``~/mask`` only."""
+
     def __init__(self, engine_dir: str) -> None:
         super().__init__("segment_node")  # same name, so the same player and topics work
-        manifest = Manifest.load(engine_dir)
+        manifest = open_engine_folder(engine_dir)
         self.segmenter = Segmenter(OnnxRuntimeBackend(manifest), manifest.input_size)
-        self.latest: dict[str, np.ndarray] = {}
+        self.latest: dict[str, Frame] = {}
         self.publisher = self.create_publisher(Image, "~/mask", 5)
         for modality in ("rgb", "depth", "thermal"):
-            self.create_subscription(Image, f"{modality}/image", lambda m, k=modality: self.on_image(k, m),
-                                     qos_profile_sensor_data)
+            self.create_subscription(
+                Image, f"{modality}/image", partial(self.on_image, modality), qos_profile_sensor_data
+            )
 
     def on_image(self, modality: str, msg: Image) -> None:
-        self.latest[modality] = to_sensor_units(modality, msg)[0]
+        """Keep the latest frame of each camera; on RGB, once all three arrived, segment in the callback."""
+        self.latest[modality] = to_frame(modality, msg, Arrival(0))[0]
         if modality != "rgb" or len(self.latest) < 3:
             return
-        frames = {m: Frame(m, 0.0, 0.0, data) for m, data in self.latest.items()}
-        result = self.segmenter(FrameSet(frames["rgb"], frames))
+        result = self.segmenter(FrameSet(self.latest["rgb"], dict(self.latest)))
         self.publisher.publish(to_image(result.mask, "mono8", msg.header))
 
 
 def main() -> int:
+    """``python -m binseg_ros.ros.naive_node ENGINE_DIR``: spin until SIGINT, like the real node."""
     rclpy.init()
     node = NaiveNode(sys.argv[1])
     try:

@@ -4,31 +4,34 @@ against a naive baseline node measured in the same run on the same model.
 1. Overhead, in process, on real 640x480 messages: conversion, synchronisation,
    preprocessing, postprocessing and publishing, i.e. everything but ``backend.run``.
 2. End to end, over Fast DDS: the demo player publishes the sample at ``rate`` Hz to
-   ``segment_node`` and then to the naive node (``bench/naive_node.py``: plain
+   ``segment_node`` and then to the naive node (:mod:`binseg_ros.ros.naive_node`: plain
    subscriptions, inference in the callback, no sync); latency = mask received - RGB published.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import statistics
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 
 from binseg_ros.backends.onnxruntime import OnnxRuntimeBackend
 from binseg_ros.bench.timing import median_ms
-from binseg_ros.datasets import CAMERA_ENCODING, camera_frames, list_ids, load_frame
-from binseg_ros.demo import SAMPLE
+from binseg_ros.core.frame import Arrival, Frame
+from binseg_ros.core.messages import to_frame
+from binseg_ros.core.postprocess import to_mask, upscale
+from binseg_ros.core.preprocess import prepare_images, prepare_inputs
+from binseg_ros.core.sync import SyncConfig, Synchronizer
+from binseg_ros.datasets import CAMERA_ENCODING, SAMPLE, camera_frames, list_ids, load_frame
 from binseg_ros.engines.manifest import Manifest
-from binseg_ros.postprocess import to_mask, upscale
-from binseg_ros.preprocess import prepare_inputs
-from binseg_ros.sync import Frame, SyncConfig, Synchronizer
+from binseg_ros.modalities import MODALITIES, Subset
 
 
 def _percentiles(values: list[float]) -> tuple[float, float]:
+    """p50 and p95, or NaN for fewer than two values (quantiles needs two)."""
     if len(values) < 2:
         return float("nan"), float("nan")
     return statistics.median(values), statistics.quantiles(values, n=20)[18]
@@ -41,13 +44,12 @@ def overhead(manifest: Manifest, runs: int) -> dict[str, float]:
     from sensor_msgs.msg import Image
     from std_msgs.msg import Header
 
-    from binseg_ros.images import to_sensor_units
     from binseg_ros.ros.conversions import to_image
 
     frame = camera_frames(load_frame(SAMPLE, list_ids(SAMPLE)[0]))
     header = Header(frame_id="camera")
     messages = {m: to_image(frame[m], CAMERA_ENCODING[m], header) for m in frame}
-    converted = {m: to_sensor_units(m, messages[m])[0] for m in messages}
+    converted = {m: to_frame(m, messages[m], Arrival(0))[0] for m in messages}
     rclpy.init()
     node = Node("binseg_bench_overhead")
     publisher = node.create_publisher(Image, "bench_mask", 5)
@@ -55,17 +57,18 @@ def overhead(manifest: Manifest, runs: int) -> dict[str, float]:
     clock = iter(range(10**9))
 
     def synchronise() -> None:
+        """One full set through a fresh synchroniser, at a new time so no frame is a duplicate."""
         sync = Synchronizer(SyncConfig(), sets.append)
-        t = next(clock) * 0.1
-        for m, data in converted.items():
-            sync.push(Frame(m, t, t, data))
+        t = next(clock) * 100_000_000
+        for m, frame in converted.items():
+            sync.push(Frame(m, t, Arrival(t), frame.data, scale=frame.scale))
 
-    probability = OnnxRuntimeBackend(manifest).run(prepare_inputs(converted, manifest.input_size))
+    probability = OnnxRuntimeBackend(manifest).run(prepare_inputs(Subset(MODALITIES), converted, manifest.input_size))
     mask = to_mask(upscale(probability, (480, 640)), 0.5)
     stages = {
-        "conversion (3 msgs)": lambda: [to_sensor_units(m, messages[m]) for m in messages],
+        "conversion (3 msgs)": lambda: [to_frame(m, messages[m], Arrival(0)) for m in messages],
         "sync (3 frames)": synchronise,
-        "preprocess (resize 3)": lambda: prepare_inputs(converted, manifest.input_size),
+        "preprocess (resize 3)": lambda: prepare_inputs(Subset(MODALITIES), converted, manifest.input_size),
         "postprocess (upscale+threshold)": lambda: to_mask(upscale(probability, (480, 640)), 0.5),
         "publish mask (to_image+publish)": lambda: publisher.publish(to_image(mask, "mono8", header)),
     }
@@ -79,7 +82,10 @@ def overhead(manifest: Manifest, runs: int) -> dict[str, float]:
 def end_to_end(
     command: list[str], env: dict[str, str], count: int, rate: float
 ) -> tuple[list[float], int, dict[str, object] | None]:
-    """Latencies (ms), sets sent, and the node's last own diagnostics (if it publishes any)."""
+    """Latencies (ms), sets sent, and the node's last own diagnostics (if it publishes any).
+
+    ``command`` starts the node under test; the same player and sample measure either node.
+    """
     import rclpy
 
     from binseg_ros.ros.player import FramePlayer
@@ -89,7 +95,7 @@ def end_to_end(
     rclpy.init()
     player = FramePlayer()
     try:
-        player.wait_for_node()
+        player.wait_for_target()
         sent = player.play(frames, count, rate, tag="bench")
         player.spin_for(1.0)
         latencies = [(m.received - sent[m.stamp]) * 1e3 for m in player.masks if m.stamp in sent]
@@ -98,22 +104,28 @@ def end_to_end(
     finally:
         player.destroy_node()
         rclpy.try_shutdown()
-        process.send_signal(2)
+        process.send_signal(signal.SIGINT)  # like Ctrl-C: the node shuts down cleanly
         process.wait(10)
 
 
-def run_node_bench(engine_dir: Path, runs: int, count: int, rate: float) -> int:
-    from binseg_ros.ros.process import local_ros_environment
+def run_node_bench(manifest: Manifest, runs: int, count: int, rate: float) -> int:
+    """``binseg bench node``: prints the overhead table and the end-to-end comparison; returns 0.
 
-    manifest = Manifest.load(engine_dir)
-    env = local_ros_environment()
-    os.environ.update(env)
-    print(f"model {manifest.model} ({manifest.version}) at {manifest.input_size[0]}x{manifest.input_size[1]}, "
-          f"ONNX Runtime CPU; 640x480 camera frames; median of {runs} runs")
+    A node that does not come up raises :class:`binseg_ros.errors.NodeError` (from the player's wait).
+    """
+    from binseg_ros.ros.process import use_local_ros_environment
+
+    engine_dir = manifest.root
+    env = use_local_ros_environment()  # before rclpy.init(): the players must find both nodes on this host
+    print(
+        f"model {manifest.model} ({manifest.version}) at {manifest.input_size[0]}x{manifest.input_size[1]}, "
+        f"ONNX Runtime CPU; 640x480 camera frames; median of {runs} runs"
+    )
     stages = overhead(manifest, runs)
     backend = OnnxRuntimeBackend(manifest)
-    inputs = prepare_inputs({m: np.zeros((480, 640, 3) if m == "rgb" else (480, 640), np.float32)
-                             for m in ("rgb", "depth", "thermal")}, manifest.input_size)
+    inputs = prepare_images(
+        {m: np.zeros((480, 640, 3) if m == "rgb" else (480, 640), np.float32) for m in MODALITIES}, manifest.input_size
+    )
     inference = median_ms(lambda: backend.run(inputs), runs, warmup=3)
     print("| stage | ms / frame |\n|---|---:|")
     for name, ms in stages.items():
@@ -122,7 +134,7 @@ def run_node_bench(engine_dir: Path, runs: int, count: int, rate: float) -> int:
     print(f"| inference (rgb+depth+thermal, for scale) | {inference:.2f} |")
 
     ours = [sys.executable, "-m", "binseg_ros.ros.node", "--ros-args", "-p", f"engine_dir:={engine_dir}"]
-    naive = [sys.executable, "-m", "binseg_ros.bench.naive_node", str(engine_dir)]
+    naive = [sys.executable, "-m", "binseg_ros.ros.naive_node", str(engine_dir)]
     results = {name: end_to_end(cmd, env, count, rate) for name, cmd in (("segment_node", ours), ("naive", naive))}
     print(f"\nend to end at {rate:g} Hz, {count} sets (mask received - RGB published, player side):")
     print("| node | masks / sets | p50 ms | p95 ms |\n|---|---:|---:|---:|")
@@ -131,8 +143,10 @@ def run_node_bench(engine_dir: Path, runs: int, count: int, rate: float) -> int:
         print(f"| {name} | {len(latencies)} / {sent} | {p50:.1f} | {p95:.1f} |")
     own = results["segment_node"][2]
     if own:
-        print(f"segment_node's own diagnostics (last input arrival -> mask publish): "
-              f"p50 {own['latency_p50_ms']} ms, p95 {own['latency_p95_ms']} ms")
+        print(
+            f"segment_node's own diagnostics (last input arrival -> mask publish): "
+            f"p50 {own['latency_p50_ms']} ms, p95 {own['latency_p95_ms']} ms"
+        )
     ours_p50, naive_p50 = _percentiles(results["segment_node"][0])[0], _percentiles(results["naive"][0])[0]
     print(f"\nratio segment_node / naive (p50 latency): {ours_p50 / naive_p50:.2f}")
     return 0

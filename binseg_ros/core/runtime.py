@@ -1,9 +1,9 @@
-"""The ROS-free segmentation runtime: synchroniser → latest-wins worker → segmenter.
+"""The ROS-free segmentation runtime: messages → synchroniser → latest-wins worker → segmenter.
 
-The node (and the live replay) feed it converted frames and publish what it returns; it
-owns every counter the diagnostics report, so nothing is dropped without being counted.
-With ``threaded=False`` sets are segmented inline in the caller's thread, which the offline
-evaluator uses for deterministic, as-fast-as-possible runs.
+The node and the bag evaluator hand it image messages (:meth:`SegmentationRuntime.ingest`)
+and publish what it returns; it owns every counter the diagnostics report, so nothing is
+dropped without being counted. With ``threaded=False`` sets are segmented inline in the
+caller's thread, which the bag evaluator uses for deterministic, as-fast-as-possible runs.
 """
 
 from __future__ import annotations
@@ -15,14 +15,16 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from binseg_ros.modalities import MODALITIES, Subset
-from binseg_ros.segmenter import Segmentation, Segmenter
-from binseg_ros.stats import LatencyWindow, RateMeter
-from binseg_ros.sync import DropReason, Frame, FrameSet, Health, SyncConfig, Synchronizer
-from binseg_ros.worker import LatestWinsWorker
+from binseg_ros.core.drops import DropReason
+from binseg_ros.core.frame import Arrival, Frame, FrameSet
+from binseg_ros.core.messages import ConversionError, ImageMessage, ThermalUnits, to_frame
+from binseg_ros.core.segmenter import Segmentation, Segmenter
+from binseg_ros.core.stats import LatencyWindow, RateMeter
+from binseg_ros.core.sync import Health, SyncConfig, Synchronizer
+from binseg_ros.core.worker import LatestWinsWorker
+from binseg_ros.modalities import MODALITIES, NO_SUBSET, Subset, canonical
 
 LOG = logging.getLogger(__name__)
-INFERENCE_ERROR = "inference_error"  # drop reason of a set whose engine or publisher raised
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class RuntimeStatus:
     input_rate: dict[str, float]
     output_rate: float
     sets: int
+    frames_in_sets: int
     masks: int
     latency_p50: float
     latency_p95: float
@@ -53,39 +56,50 @@ class SegmentationRuntime:
         segmenter: Segmenter,
         sync_config: SyncConfig,
         publish: Callable[[Segmentation], None],
+        thermal: ThermalUnits = ThermalUnits(),
         threaded: bool = True,
     ) -> None:
         self.segmenter = segmenter
         self.sync_config = sync_config
+        self.thermal = thermal
         self._publish = publish
         self.sync = Synchronizer(sync_config, self._on_set)
         # Counters are written from the subscription and the inference threads and read by
         # diagnostics; one lock keeps a snapshot from racing a new key being inserted.
         self._counter_lock = threading.Lock()
-        self._drops: Counter[str] = Counter()  # rejected before sync (conversion) or superseded
+        self._drops: Counter[str] = Counter()  # rejected before sync (conversion) or set-level
         self._sanitized: Counter[str] = Counter()  # frames used after fixing (e.g. NaN depth)
         self._published: Counter[str] = Counter()  # optional outputs actually sent, by name
         self._input_rates = {m: RateMeter() for m in MODALITIES}
         self._output_rate = RateMeter()
         self.latency = LatencyWindow()
         self.masks = 0
-        self.last_subset: Subset = ()
+        self.last_subset: Subset = NO_SUBSET
         self._worker = LatestWinsWorker(self._process, self._superseded) if threaded else None
 
     # -- inputs ------------------------------------------------------------------------
+    def ingest(self, modality: str, msg: ImageMessage, arrival: Arrival) -> ConversionError | None:
+        """An image message from a subscription or a bag: converted and offered, or counted
+        under its reason and returned for the caller to log."""
+        try:
+            frame, repair = to_frame(modality, msg, arrival, self.thermal)
+        except ConversionError as exc:
+            self.reject(modality, exc.reason)
+            return exc
+        if repair is not None:
+            self._count(self._sanitized, repair.value)
+        self.offer(frame)
+        return None
+
     def offer(self, frame: Frame) -> None:
-        """A converted frame from a subscription (or a bag)."""
-        self._input_rates[frame.modality].tick(frame.received)
+        """A frame already decoded (tests and benches; messages go through :meth:`ingest`)."""
+        self._input_rates[frame.modality].tick(frame.arrival.monotonic)
         self.sync.push(frame)
 
-    def reject(self, modality: str, reason: str) -> None:
-        """A message that could not be converted; counted under ``reason``."""
+    def reject(self, modality: str, reason: DropReason) -> None:
+        """A message that could not become a frame; counted under ``reason``."""
         self._input_rates[modality].tick(time.monotonic())
-        self._count(self._drops, reason)
-
-    def note_sanitized(self, reason: str) -> None:
-        """A frame that was used after a repair (e.g. NaN depth set to invalid)."""
-        self._count(self._sanitized, reason)
+        self._count(self._drops, reason.value)
 
     def note_published(self, output: str) -> None:
         """An optional output (probability, overlay) that was actually sent."""
@@ -95,26 +109,31 @@ class SegmentationRuntime:
         with self._counter_lock:
             counter[key] += 1
 
-    def poll(self, now: float) -> None:
+    def poll(self, now_ns: int) -> None:
         """Call periodically with the node clock: lets a dead sensor time out."""
-        self.sync.poll(now)
+        self.sync.poll(now_ns)
+
+    def finish(self) -> None:
+        """End of an offline input: whatever the synchroniser still holds is counted."""
+        self.sync.flush()
 
     # -- outputs -----------------------------------------------------------------------
-    def status(self, now: float) -> RuntimeStatus:
+    def status(self, now_ns: int) -> RuntimeStatus:
         mono = time.monotonic()
-        active = self.sync.active(now)
+        active = self.sync.active(now_ns)
         p50, p95 = self.latency.percentiles(50, 95)
         with self._counter_lock:
             drops, sanitized, published = dict(self._drops), dict(self._sanitized), dict(self._published)
         return RuntimeStatus(
-            health=self.sync.health(now),
+            health=self.sync.health(now_ns),
             active=active,
             last_subset=self.last_subset,
-            required_missing=tuple(m for m in self.sync_config.required if m not in active),
+            required_missing=canonical(m for m in self.sync_config.required if m not in active),
             frames_in={m: self._input_rates[m].total for m in MODALITIES},
             input_rate={m: meter.rate(mono) for m, meter in self._input_rates.items()},
             output_rate=self._output_rate.rate(mono),
             sets=self.sync.emitted,
+            frames_in_sets=self.sync.frames_emitted,
             masks=self.masks,
             latency_p50=p50,
             latency_p95=p95,
@@ -142,8 +161,8 @@ class SegmentationRuntime:
             result = self.segmenter(frameset)
             self._publish(result)
         except Exception:  # a failing engine or publisher must not end the node: count, log, go on
-            self._count(self._drops, INFERENCE_ERROR)
-            LOG.exception("segmentation of the set anchored at %.3f failed", frameset.anchor.stamp)
+            self._count(self._drops, DropReason.INFERENCE_ERROR.value)
+            LOG.exception("segmentation of the set anchored at %d ns failed", frameset.anchor.stamp_ns)
             return
         done = time.monotonic()
         self.masks += 1

@@ -1,6 +1,6 @@
 """One frame set in, mask out: preprocess → backend → postprocess, timed per stage.
 
-The node and the replay evaluator both call :class:`Segmenter`, so a frame set gives the
+The node and the bag evaluator both call :class:`Segmenter`, so a frame set gives the
 same mask whichever adapter it came through.
 """
 
@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from binseg_ros.backends.base import Backend
+from binseg_ros.core.frame import FrameSet
+from binseg_ros.core.postprocess import DEFAULT_THRESHOLD, to_mask, upscale
+from binseg_ros.core.preprocess import prepare_inputs
+from binseg_ros.errors import ConfigError
 from binseg_ros.modalities import CHANNELS, Subset
-from binseg_ros.postprocess import to_mask, upscale
-from binseg_ros.preprocess import prepare_inputs
-from binseg_ros.sync import FrameSet
 
 
 @dataclass(frozen=True)
@@ -35,9 +36,9 @@ class Segmentation:
 class Segmenter:
     """Runs the engine for exactly the subset present in each frame set."""
 
-    def __init__(self, backend: Backend, input_size: tuple[int, int], threshold: float = 0.5) -> None:
+    def __init__(self, backend: Backend, input_size: tuple[int, int], threshold: float = DEFAULT_THRESHOLD) -> None:
         if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"threshold must be within [0, 1], got {threshold}")
+            raise ConfigError(f"threshold must be within [0, 1], got {threshold}")
         self.backend = backend
         self.input_size = input_size
         self.threshold = threshold
@@ -51,7 +52,7 @@ class Segmenter:
 
     def __call__(self, frameset: FrameSet) -> Segmentation:
         start = time.perf_counter()
-        inputs = prepare_inputs({m: f.data for m, f in frameset.frames.items()}, self.input_size)
+        inputs = prepare_inputs(frameset.subset, frameset.frames, self.input_size)
         prepared = time.perf_counter()
         probability = self.backend.run(inputs)
         inferred = time.perf_counter()

@@ -1,4 +1,5 @@
-"""TensorRT and cuda-python, imported only when used, and the CUDA return-code check.
+"""TensorRT and cuda-python, imported only when used, the CUDA return-code check, and the
+check that this machine can build and run plans at all.
 
 Nothing imports ``tensorrt`` or ``cuda-python`` at module import: a missing one is a
 :class:`BackendError` that says what to install, so the node, the CLI and the tests import
@@ -11,6 +12,7 @@ import functools
 import logging
 from typing import Any
 
+from binseg_ros.engines.tensorrt.rules import Precision, builder_settings
 from binseg_ros.errors import BackendError, BinsegError
 
 LOG = logging.getLogger(__name__)
@@ -94,3 +96,23 @@ def device_identity() -> tuple[str, int, int]:
     if isinstance(name, (bytes, bytearray)):
         name = bytes(name).split(b"\0", 1)[0].decode("utf-8", "replace")
     return str(name).strip(), int(props.major), int(props.minor)
+
+
+def check_target(precision: Precision) -> Any:
+    """The ``tensorrt`` module, once everything a build or an engine on this machine needs is
+    there: TensorRT ≥ 10, cuda-python, a visible GPU, and a precision this TensorRT can build
+    (not fp16 on ≥ 11). The precision name itself was checked where it came in
+    (:func:`~binseg_ros.engines.tensorrt.rules.require_precision`).
+
+    Raises:
+        BackendError: naming the first missing piece, before any work is done.
+    """
+    trt = import_tensorrt()
+    import_cudart()
+    if cuda_device_count() == 0:
+        raise BackendError(
+            "no CUDA GPU is visible to this process: TensorRT plans are built and run on the GPU itself; "
+            "use backend onnxruntime"
+        )
+    builder_settings(tensorrt_major(trt.__version__), precision)
+    return trt

@@ -7,26 +7,28 @@ node falling back to rgb+depth. Masks are written as PNGs and a summary is print
 
 from __future__ import annotations
 
-import os
 import statistics
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from binseg_ros.datasets import camera_frames, list_ids, load_frame
-from binseg_ros.engines.locate import locate_engine_dir
-from binseg_ros.engines.manifest import Manifest
-from binseg_ros.errors import BinsegError
+from binseg_ros.datasets import SAMPLE, camera_frames, list_ids, load_frame
+from binseg_ros.engines.locate import open_engine_folder
+from binseg_ros.errors import NodeError
 from binseg_ros.modalities import MODALITIES
 
-SAMPLE = Path(__file__).resolve().parent / "sample"
+if TYPE_CHECKING:  # the player imports rclpy, which run_demo imports only when it runs
+    from binseg_ros.ros.player import FramePlayer
 
 
 @dataclass(frozen=True)
 class PhaseReport:
+    """One phase as the demo prints it."""
+
     name: str
     frames_in: int
     masks_out: int
@@ -36,6 +38,7 @@ class PhaseReport:
     mean_iou: float
 
     def lines(self) -> list[str]:
+        """The phase's block of the printed summary (the README and test_demo read these labels)."""
         used = ", ".join(f"{subset} ({count} reports)" for subset, count in self.subsets.items()) or "none"
         return [
             f"{self.name}:",
@@ -48,55 +51,80 @@ class PhaseReport:
 
 
 def _iou(mask: np.ndarray, label: np.ndarray) -> float:
+    """IoU of a published 0/255 mask against a sample label (empty against empty counts as 1)."""
     predicted, truth = mask > 127, label > 0
     union = np.logical_or(predicted, truth).sum()
     return float(np.logical_and(predicted, truth).sum() / union) if union else 1.0
 
 
 def run_demo(engine_dir: Path | None, out: Path, rate: float, passes: int) -> int:
+    """``binseg demo``: returns 0 when the node exited cleanly and sent masks in both phases, else 1.
+
+    A node that does not come up raises :class:`NodeError` with the node's own output,
+    which is where the reason (a bad engine folder, a missing library) is.
+    """
     import rclpy
 
     from binseg_ros.ros.player import FramePlayer
-    from binseg_ros.ros.process import NodeProcess, local_ros_environment
+    from binseg_ros.ros.process import NodeProcess, use_local_ros_environment
 
-    folder = locate_engine_dir(engine_dir)
-    manifest = Manifest.load(folder)
-    ids = list_ids(SAMPLE)
-    dataset = [load_frame(SAMPLE, frame_id) for frame_id in ids]
+    manifest = open_engine_folder(engine_dir)
+    folder = manifest.root
+    dataset = [load_frame(SAMPLE, frame_id) for frame_id in list_ids(SAMPLE)]
     frames = [camera_frames(frame) for frame in dataset]
     labels = [frame["label"] for frame in dataset]
-    env = local_ros_environment()
-    os.environ.update(env)
+    env = use_local_ros_environment()  # before rclpy.init(): the player must find the node on this host
     print(f"model {manifest.model} ({manifest.version}), engines {folder}, {len(frames)} sample frames, {rate:g} Hz")
     node = NodeProcess(folder, env, backend="onnxruntime", diagnostics_period=0.25)
     rclpy.init()
     player = FramePlayer()
-    reports = []
-    failure: TimeoutError | None = None
+    reports: list[PhaseReport] = []
+    failure: NodeError | None = None
     try:
-        player.wait_for_node()
-        phases = [("phase 1: rgb + depth + thermal", MODALITIES), ("phase 2: thermal cut off", ("rgb", "depth"))]
-        for number, (name, modalities) in enumerate(phases, start=1):
-            player.masks.clear()
-            mark = len(player.diagnostics)
-            sent = player.play(frames, passes * len(frames), rate, modalities, tag=f"p{number}")
-            player.spin_for(0.3)  # shorter than modality_timeout: phase 2 starts with the sensors alive
-            reports.append(_report(name, player, sent, mark, labels, out / f"phase{number}"))
-    except TimeoutError as exc:
+        player.wait_for_target()
+        reports = _play_phases(player, frames, labels, out, rate, passes)
+    except NodeError as exc:
         failure = exc
     finally:
         player.destroy_node()
         rclpy.try_shutdown()
         code = node.stop()  # exactly once: its output is read when it exits
     if failure is not None:
-        raise BinsegError(f"{failure}; node output:\n{node.output}") from failure
+        raise NodeError(f"{failure}; node output:\n{node.output}") from failure
     for report in reports:
         print("\n".join(report.lines()))
     print(f"masks written to {out}/phase*/; node exited with code {code}")
     return 0 if code == 0 and all(r.masks_out for r in reports) else 1
 
 
-def _report(name, player, sent, mark, labels, out: Path) -> PhaseReport:  # type: ignore[no-untyped-def]
+def _play_phases(
+    player: FramePlayer,
+    frames: list[dict[str, np.ndarray]],
+    labels: list[np.ndarray],
+    out: Path,
+    rate: float,
+    passes: int,
+) -> list[PhaseReport]:
+    """Phase 1 with every camera, phase 2 with thermal cut off; one report each, masks under ``out/phaseN``."""
+    reports = []
+    phases = [("phase 1: rgb + depth + thermal", MODALITIES), ("phase 2: thermal cut off", ("rgb", "depth"))]
+    for number, (name, modalities) in enumerate(phases, start=1):
+        player.masks.clear()
+        mark = len(player.diagnostics)
+        sent = player.play(frames, passes * len(frames), rate, modalities, tag=f"p{number}")
+        player.spin_for(0.3)  # shorter than modality_timeout: phase 2 starts with the sensors alive
+        reports.append(_report(name, player, sent, mark, labels, out / f"phase{number}"))
+    return reports
+
+
+def _report(
+    name: str, player: FramePlayer, sent: dict[tuple[int, int], float], mark: int, labels: list[np.ndarray], out: Path
+) -> PhaseReport:
+    """One phase's numbers from what ``player`` received since ``mark``; writes each matched mask as a PNG.
+
+    Masks are matched to the sets sent by exact RGB stamp (the node stamps a mask with its
+    RGB image's header), so a mask's index gives its label and its latency.
+    """
     out.mkdir(parents=True, exist_ok=True)
     order = {stamp: index for index, stamp in enumerate(sent)}
     latencies, ious = [], []
@@ -111,6 +139,11 @@ def _report(name, player, sent, mark, labels, out: Path) -> PhaseReport:  # type
     subsets.pop("none", None)
     quantiles = statistics.quantiles(latencies, n=20) if len(latencies) >= 2 else [float("nan")] * 19
     return PhaseReport(
-        name, len(sent), len(latencies), statistics.median(latencies) if latencies else float("nan"), quantiles[18],
-        dict(subsets), float(np.mean(ious)) if ious else float("nan"),
+        name,
+        len(sent),
+        len(latencies),
+        statistics.median(latencies) if latencies else float("nan"),
+        quantiles[18],
+        dict(subsets),
+        float(np.mean(ious)) if ious else float("nan"),
     )

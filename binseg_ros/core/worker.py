@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 T = TypeVar("T")
 LOG = logging.getLogger(__name__)
@@ -18,7 +18,9 @@ LOG = logging.getLogger(__name__)
 class LatestWinsWorker(Generic[T]):
     """Runs ``handle(item)`` on a background thread for the newest submitted item."""
 
-    def __init__(self, handle: Callable[[T], None], on_superseded: Callable[[T], None], name: str = "inference") -> None:
+    def __init__(
+        self, handle: Callable[[T], None], on_superseded: Callable[[T], None], name: str = "inference"
+    ) -> None:
         self._handle = handle
         self._on_superseded = on_superseded
         self._pending: T | None = None
@@ -47,7 +49,8 @@ class LatestWinsWorker(Generic[T]):
                     self._condition.wait()
                 if self._stopping:
                     return
-                item, self._pending = self._pending, None
+                item = cast(T, self._pending)  # not None: the wait above ends on an item or a stop
+                self._pending = None
             try:
                 self._handle(item)
             except Exception:  # keep serving: one bad item must not end the thread for good

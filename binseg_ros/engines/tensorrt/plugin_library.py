@@ -5,6 +5,9 @@ then registered with TensorRT's plugin registry.
 path loads that library; ``auto`` builds ``libbinseg_trt_plugins.so`` once per GPU
 architecture and TensorRT version into the plan cache, where TensorRT's headers and nvcc are
 installed (a JetPack image has both), and otherwise falls back to ``matmul`` with a log line.
+
+The library is loaded once per process, where the setting is resolved (the backend's start,
+``binseg build``'s start); the builder and the plan cache only ask whether it was loaded.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from binseg_ros.engines.gpu_runtime import device_identity, import_tensorrt, trt_logger
+from binseg_ros.engines.tensorrt.imports import device_identity, import_tensorrt, trt_logger
 from binseg_ros.errors import BackendError
 from binseg_ros.kernels.build import (
     FREQUENCY_SPLIT,
@@ -25,7 +28,7 @@ from binseg_ros.kernels.build import (
     compile_plugin_library,
     find_tensorrt_include,
 )
-from binseg_ros.kernels.plugin import PLUGIN_NAME, PLUGIN_NAMESPACE, PLUGIN_VERSION
+from binseg_ros.kernels.plugin_identity import PLUGIN_NAME, PLUGIN_NAMESPACE, PLUGIN_VERSION
 
 LOG = logging.getLogger(__name__)
 AUTO = "auto"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+DEFAULT_THRESHOLD = 0.5
+"""Probability above which a pixel is foreground (the node's ``threshold`` default)."""
 OVERLAY_COLOR = np.array([255, 0, 64], np.float32)  # RGB
 OVERLAY_ALPHA = 0.5
 
@@ -30,7 +32,7 @@ def overlay(background: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """
     if background.ndim == 2:
         values = np.nan_to_num(background.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-        gray = cv2.normalize(values, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+        gray = cv2.normalize(values, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)  # type: ignore[call-overload]
         background = cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
     out = background.astype(np.float32)
     selected = mask > 0

@@ -61,7 +61,9 @@ def launch_frequency_split(x: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.
     if x.dtype not in (torch.float32, torch.float16):
         raise BackendError(f"frequency_split kernels take float32 or float16, got {x.dtype}")
     if x.dim() != 4 or sigma.shape != (x.shape[1],):
-        raise BackendError(f"frequency_split expects x [N, C, H, W] and sigma [C], got {list(x.shape)}, {list(sigma.shape)}")
+        raise BackendError(
+            f"frequency_split expects x [N, C, H, W] and sigma [C], got {list(x.shape)}, {list(sigma.shape)}"
+        )
     x = x.contiguous()
     sigma = sigma.to(device=x.device, dtype=torch.float32).contiguous()
     low, high = torch.empty_like(x), torch.empty_like(x)

@@ -9,17 +9,16 @@ import pytest
 import rclpy
 import yaml
 from builtin_interfaces.msg import Time
+from conftest import frame_inputs
 from rclpy.context import Context
 from rclpy.parameter import Parameter
+from rosgraph import ros_environment
 from rosgraph_msgs.msg import Clock
 
 from binseg_ros.datasets import camera_frames
 from binseg_ros.ros.node import SegmentNode
 from binseg_ros.ros.params import PARAMS
 from binseg_ros.ros.process import NodeProcess
-from rosgraph import ros_environment
-
-from conftest import frame_inputs
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +31,7 @@ def test_overload_keeps_latency_bounded_and_counts_drops(engine_folder, ros_harn
     node = NodeProcess(engine_folder.root, ros_environment(), frequency_form="fft", diagnostics_period=0.2)
     harness = ros_harness
     try:
-        harness.wait_for_node()
+        harness.wait_for_target()
         harness.masks.clear()
         sent_at = harness.play([frames], count=75, rate=15.0, tag="load")
         last_publish = time.monotonic()
@@ -58,7 +57,7 @@ def test_overload_keeps_latency_bounded_and_counts_drops(engine_folder, ros_harn
 
 def test_sigint_shutdown_is_clean_and_quick(fast_engine, ros_harness, frames):
     node = NodeProcess(fast_engine.root, ros_environment())
-    ros_harness.wait_for_node()
+    ros_harness.wait_for_target()
     ros_harness.play([frames], count=5, rate=15.0, tag="bye")
     start = time.monotonic()
     rc = node.stop(timeout=10.0)
@@ -72,7 +71,7 @@ def test_use_sim_time_follows_the_clock_topic(fast_engine, ros_harness, frames):
     harness = ros_harness
     clock = harness.create_publisher(Clock, "/clock", 10)
     try:
-        harness.wait_for_node()
+        harness.wait_for_target()
         harness.masks.clear()
         harness.diagnostics.clear()
         sim = 1000.0
@@ -95,7 +94,8 @@ def test_use_sim_time_follows_the_clock_topic(fast_engine, ros_harness, frames):
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"threshold": 1.5}, "parameter 'threshold' = 1.5: must be within [0, 1]"),
+        ({"threshold": 1.5}, "parameter 'threshold': must be within [0, 1]"),
+        ({"readmit_frames": 0}, "parameter 'readmit_frames': must be within [1, 10000]"),
         ({"slop": "wide"}, "parameter 'slop': expected a float"),
         ({"backend": "openvino"}, "parameter 'backend' = 'openvino': must be one of auto, onnxruntime"),
         ({"modalities": "rgb+lidar"}, "parameter 'modalities' = 'rgb+lidar': unknown modality 'lidar'"),
@@ -126,7 +126,7 @@ def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
     return flat
 
 
-def test_params_file_keys_are_declared_parameters_of_the_right_type(fast_engine):
+def test_params_file_lists_every_declared_parameter_at_its_default(fast_engine):
     """Loads config/segment.yaml through rcl itself, into a real node."""
     path = Path(__file__).resolve().parents[1] / "config" / "segment.yaml"
     keys = _flatten(yaml.safe_load(path.read_text())["/**"]["ros__parameters"])
@@ -135,13 +135,14 @@ def test_params_file_keys_are_declared_parameters_of_the_right_type(fast_engine)
     assert set(keys) == set(declared), f"parameters missing from the file: {set(declared) - set(keys)}"
     for name, value in keys.items():
         assert type(value) is type(declared[name].default), name
+        assert value == declared[name].default, (
+            f"{name}: the file says {value!r}, the node declares {declared[name].default!r}"
+        )
 
     context = Context()
     rclpy.init(context=context, args=["--ros-args", "--params-file", str(path)])
     try:
-        node = SegmentNode(
-            context=context, parameter_overrides=[Parameter("engine_dir", value=str(fast_engine.root))]
-        )
+        node = SegmentNode(context=context, parameter_overrides=[Parameter("engine_dir", value=str(fast_engine.root))])
         try:
             for name, value in keys.items():
                 if name == "engine_dir":
@@ -149,6 +150,9 @@ def test_params_file_keys_are_declared_parameters_of_the_right_type(fast_engine)
                 parameter = node.get_parameter(name)
                 assert parameter.value == value, name
                 assert parameter.type_ == Parameter.Type.from_parameter_value(declared[name].default), name
+                if parameter.type_ in (Parameter.Type.DOUBLE, Parameter.Type.INTEGER):  # ros2 param describe shows it
+                    descriptor = node.describe_parameter(name)
+                    assert descriptor.floating_point_range or descriptor.integer_range, f"{name} has no range"
         finally:
             node.close()
     finally:

@@ -1,0 +1,76 @@
+"""``binseg bench``: the benchmarks behind the README's numbers.
+
+Every bench times a baseline in the same run (torch eager, a naive node, cuFFT) and reports
+ratios against it, so numbers from different machines compare. Each one is a function of
+:mod:`binseg_ros.bench` or :mod:`binseg_ros.ros.node_bench`, imported only when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from binseg_ros.cli.args import parse_size
+
+if TYPE_CHECKING:
+    from binseg_ros.cli.args import Verbs
+
+
+def register(verbs: Verbs) -> None:
+    """Add ``bench`` and its benches (model, node, frequency, gpu-network)."""
+    bench = verbs.add_parser("bench", help="benchmarks (latency ratios against a baseline in the same run)")
+    benches = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
+    model = benches.add_parser("model", help="ONNX Runtime CPU latency per subset vs torch eager")
+    model.add_argument("--engines", type=Path, default=Path("build/bench-engines"), help="scratch engines root")
+    model.add_argument("--checkpoint", type=Path, help="weights file (default: fresh untrained weights)")
+    model.add_argument("--sizes", type=parse_size, nargs="+", default=[(480, 640), (240, 320)])
+    model.add_argument("--runs", type=int, default=20, help="timed runs per subset (median reported)")
+    model.add_argument("--warmup", type=int, default=3)
+    model.set_defaults(func=cmd_bench_model)
+    node = benches.add_parser("node", help="segment_node overhead and latency vs a naive baseline node")
+    node.add_argument("--engine-dir", type=Path, help="engine folder (default: the installed model)")
+    node.add_argument("--runs", type=int, default=200, help="timed runs per stage (median reported)")
+    node.add_argument("--count", type=int, default=100, help="frame sets played end to end")
+    node.add_argument("--rate", type=float, default=10.0, help="camera rate in Hz for the end-to-end part")
+    node.set_defaults(func=cmd_bench_node)
+    frequency = benches.add_parser("frequency", help="GPU: frequency-branch kernel vs cuFFT vs matmul per plane")
+    frequency.add_argument("--runs", type=int, default=200, help="timed runs per case (median reported)")
+    frequency.add_argument("--warmup", type=int, default=20)
+    frequency.add_argument("--channels", type=int, default=64)
+    frequency.set_defaults(func=cmd_bench_frequency)
+    gpu_network = benches.add_parser("gpu-network", help="GPU: torch eager vs kernels + CUDA graphs per subset")
+    gpu_network.add_argument("--checkpoint", type=Path, default=Path("engines/binseg_s/weights.pt"))
+    gpu_network.add_argument("--size", type=parse_size, default=(480, 640), help="input HEIGHTxWIDTH")
+    gpu_network.add_argument("--runs", type=int, default=300, help="timed runs per subset (p50/p99 reported)")
+    gpu_network.add_argument("--warmup", type=int, default=30)
+    gpu_network.set_defaults(func=cmd_bench_gpu_network)
+
+
+def cmd_bench_model(args: argparse.Namespace) -> int:
+    """ONNX Runtime (both portable forms) against torch eager, per size and subset."""
+    from binseg_ros.bench.model import run_model_bench
+
+    return run_model_bench(args.engines, args.sizes, args.runs, args.warmup, args.checkpoint)
+
+
+def cmd_bench_node(args: argparse.Namespace) -> int:
+    """segment_node's overhead and end-to-end latency against a naive node, on an opened engine folder."""
+    from binseg_ros.engines.locate import open_engine_folder
+    from binseg_ros.ros.node_bench import run_node_bench
+
+    return run_node_bench(open_engine_folder(args.engine_dir), args.runs, args.count, args.rate)
+
+
+def cmd_bench_frequency(args: argparse.Namespace) -> int:
+    """The frequency-branch kernels against cuFFT and the matmul form (GPU)."""
+    from binseg_ros.bench.frequency import run_frequency_bench
+
+    return run_frequency_bench(args.runs, args.warmup, args.channels)
+
+
+def cmd_bench_gpu_network(args: argparse.Namespace) -> int:
+    """The network per subset: torch eager against kernels + CUDA graphs (GPU)."""
+    from binseg_ros.bench.gpu_network import run_gpu_network_bench
+
+    return run_gpu_network_bench(args.checkpoint, args.size, args.runs, args.warmup)

@@ -1,0 +1,131 @@
+"""``binseg evaluate``: accuracy, robustness and latency, in one of two modes.
+
+- **bag mode** (``--bag``): the node's pipeline run offline over a rosbag2, scored against the
+  bag's ground truth (:class:`~binseg_ros.bags.evaluate.BagEvaluator`), with a report.
+- **dataset mode** (``--checkpoint`` + ``--data``): the robustness table of one or more
+  checkpoints on the split's held-out frames (:mod:`binseg_ros.training.heldout`).
+
+The modes share the verb because both answer "how good is this model", but no flag except
+``--out`` means something in both: a flag of the other mode is refused, with the flags this
+mode takes, rather than silently ignored (a user who adds ``--backend torch`` to a dataset
+run must not believe it ran on that backend).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from binseg_ros.cli.args import (
+    add_bag_args,
+    bag_sync,
+    bag_topics,
+    bag_truth,
+    given_flags,
+    only_in_mode,
+    parse_size,
+    track_given,
+)
+from binseg_ros.errors import ConfigError
+
+if TYPE_CHECKING:
+    from binseg_ros.cli.args import Verbs
+
+DATASET_FLAGS = ("--checkpoint", "--data", "--split", "--size", "--device")
+BAG_FLAGS = (
+    "--save-predictions",
+    "--engine-dir",
+    "--backend",
+    "--form",
+    "--topics",
+    "--gt-topic",
+    "--gt-dir",
+    "--slop",
+    "--modality-timeout",
+)
+BAG_MODE_TAKES = f"bag mode takes --bag, {', '.join(BAG_FLAGS)}"
+DATASET_MODE_TAKES = f"dataset mode takes {', '.join(DATASET_FLAGS)}"
+
+
+def register(verbs: Verbs) -> None:
+    """Add ``evaluate``, which notes the flags it is given so each mode can refuse the other's."""
+    from binseg_ros.training.split import SPLITS
+
+    evaluate = track_given(
+        verbs.add_parser(
+            "evaluate", help="accuracy, robustness and latency: over a bag (--bag), or per subset on held-out frames"
+        )
+    )
+    evaluate.add_argument("--bag", type=Path, help="rosbag2 folder (sqlite3 or mcap): run the node's pipeline offline")
+    evaluate.add_argument("--checkpoint", type=Path, nargs="+", help="dataset mode: one or more weights files")
+    evaluate.add_argument("--data", type=Path, help="dataset mode: dataset root (MM5 layout)")
+    evaluate.add_argument("--split", type=Path, default=SPLITS / "mm5.yaml", help="split file; held-out ids are used")
+    evaluate.add_argument(
+        "--size", type=parse_size, default=(240, 320), help="dataset mode: network input HEIGHTxWIDTH"
+    )
+    evaluate.add_argument("--device", default="cpu")
+    evaluate.add_argument("--out", type=Path, default=Path("runs/evaluation"), help="report / robustness files here")
+    evaluate.add_argument(
+        "--save-predictions",
+        action="store_true",
+        help="bag mode: write each probability as OUT/predictions/<stamp_ns>.png (uint8)",
+    )
+    add_bag_args(evaluate)
+    evaluate.set_defaults(func=cmd_evaluate)
+
+
+def check_mode(args: argparse.Namespace) -> str:
+    """``bag`` or ``dataset``, after refusing the other mode's flags and a mode left incomplete.
+
+    Raises:
+        ConfigError: a flag of the other mode, or neither ``--bag`` nor ``--checkpoint`` + ``--data``.
+    """
+    given = given_flags(args)
+    if args.bag is not None:
+        only_in_mode(given, DATASET_FLAGS, "dataset mode (--checkpoint, --data)", BAG_MODE_TAKES)
+        return "bag"
+    only_in_mode(given, BAG_FLAGS, "bag mode (--bag)", DATASET_MODE_TAKES)
+    if not args.checkpoint or args.data is None:
+        raise ConfigError("evaluate needs --bag B, or --checkpoint and --data for the held-out robustness table")
+    return "dataset"
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Run the mode the flags name."""
+    return cmd_evaluate_bag(args) if check_mode(args) == "bag" else cmd_evaluate_dataset(args)
+
+
+def cmd_evaluate_dataset(args: argparse.Namespace) -> int:
+    """Held-out robustness tables; print each model card updated, then the table."""
+    from binseg_ros.training.heldout import evaluate_checkpoints
+
+    result = evaluate_checkpoints(args.checkpoint, args.data, args.split, args.size, args.device, args.out)
+    for card in result.cards:
+        print(f"added the table to {card}")
+    print(f"{result.frames} held-out frames from {result.split_file}\n{result.markdown}")
+    return 0
+
+
+def cmd_evaluate_bag(args: argparse.Namespace) -> int:
+    """The bag run and its report; print one summary line."""
+    from binseg_ros.bags.evaluate import BagEvaluator
+    from binseg_ros.bags.report import write_report
+    from binseg_ros.engines.locate import open_engine_folder
+
+    evaluator = BagEvaluator.for_engines(
+        open_engine_folder(args.engine_dir),
+        args.backend,
+        args.form,
+        bag_sync(args),
+        bag_topics(args),
+        keep_predictions=args.save_predictions,
+    )
+    evaluation = evaluator.run(args.bag, bag_truth(args))
+    report = write_report(evaluation, args.out, f"Bag evaluation: {args.bag.name}")
+    overall = evaluation.overall()
+    print(
+        f"{evaluation.masks} masks from {sum(evaluation.frames_in.values())} images in {evaluation.wall_s:.1f} s; "
+        f"IoU {overall['IoU']:.3f}, S {overall['S']:.3f}, MAE {overall['MAE']:.4f}; report: {report}"
+    )
+    return 0

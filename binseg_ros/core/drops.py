@@ -1,0 +1,71 @@
+"""Every reason a frame, a set or a mask is not used: the keys of every drop counter.
+
+Diagnostics (``drops.<reason>``), the bag evaluator's accounting and its reports all count
+under these names, so a reason is spelled once. Each reason says what it counts (its
+:class:`Scope`), which is how the accounting checks that nothing vanished: every image is
+in a set or under a frame reason, every set is a mask or under a set reason, every mask is
+scored or under a mask reason.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Scope(str, Enum):
+    """What a drop reason counts."""
+
+    FRAME = "frame"  # one sensor image
+    SET = "set"  # one synchronised frame set that never became a mask
+    MASK = "mask"  # one mask that could not be scored (evaluation only)
+
+
+class DropReason(str, Enum):
+    """Why an image, a set or a mask never reached the output (or the score)."""
+
+    # an image message that could not become a frame (decode)
+    UNDECODABLE = "undecodable"  # not even a message: a bag record that does not deserialise
+    ZERO_SIZE = "zero_size"
+    UNKNOWN_ENCODING = "unknown_encoding"
+    UNSUPPORTED_ENCODING = "unsupported_encoding"  # a known encoding this modality does not take
+    BAD_STEP = "bad_step"
+    BAD_DATA_LENGTH = "bad_data_length"
+    THERMAL_NONFINITE = "thermal_nonfinite"
+    # a frame the synchroniser could not use
+    STAMP_NOT_INCREASING = "stamp_not_increasing"
+    RESOLUTION_MISMATCH = "resolution_mismatch"
+    NO_MATCH = "no_match"  # an anchor for which an active modality has no frame within slop
+    UNMATCHED = "unmatched"  # a non-anchor frame that no anchor picked
+    NOT_ADMITTED = "not_admitted"  # a returning modality's frame during hysteresis
+    BUFFER_OVERFLOW = "buffer_overflow"
+    REQUIRED_MISSING = "required_missing"  # anchor while a required modality is not active
+    END_OF_INPUT = "end_of_input"  # still buffered when an offline input (a bag) ended
+    # a set that never became a mask
+    SUPERSEDED = "superseded"  # replaced by a newer set before inference took it
+    INFERENCE_ERROR = "inference_error"  # its engine or publisher raised
+    # a mask that could not be scored
+    NO_GROUND_TRUTH = "no_ground_truth"
+    GROUND_TRUTH_SIZE_MISMATCH = "ground_truth_size_mismatch"
+
+    @property
+    def scope(self) -> Scope:
+        if self in _SET_REASONS:
+            return Scope.SET
+        if self in _MASK_REASONS:
+            return Scope.MASK
+        return Scope.FRAME
+
+
+_SET_REASONS = frozenset({DropReason.SUPERSEDED, DropReason.INFERENCE_ERROR})
+_MASK_REASONS = frozenset({DropReason.NO_GROUND_TRUTH, DropReason.GROUND_TRUTH_SIZE_MISMATCH})
+
+
+class Repair(str, Enum):
+    """A frame that was used after a fix (counted as ``sanitized.<repair>``, not dropped)."""
+
+    DEPTH_NONFINITE = "depth_nonfinite"  # NaN/inf depth (ROS's "no return") set to invalid 0
+
+
+def total(counts: dict[str, int], scope: Scope) -> int:
+    """The sum of the counters in ``counts`` whose reason has ``scope``."""
+    return sum(count for reason, count in counts.items() if DropReason(reason).scope is scope)

@@ -1,0 +1,159 @@
+"""``sensor_msgs/Image`` ↔ numpy, with every malformed message named by a drop reason.
+
+ROS-free: a message is anything with the ``sensor_msgs/Image`` fields (``header``,
+``height``, ``width``, ``encoding``, ``is_bigendian``, ``step``, ``data``), so rclpy messages
+in the node and ``rosbags`` messages in the bag tools go through the same code, both ways.
+
+Decoding makes no copy where the encoding allows (rgb8, 16UC1, mono16, 32FC1 in host byte
+order): the frame is a view of the message buffer in its wire type, and the conversion to
+sensor units (a scale and an offset) waits for preprocessing, after the downscale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+from binseg_ros.core.drops import DropReason, Repair
+from binseg_ros.core.frame import NS_PER_S, Arrival, Frame
+from binseg_ros.errors import InputError
+
+
+class ConversionError(InputError):
+    """A sensor message that cannot become a frame; ``reason`` is the drop counter it goes to."""
+
+    def __init__(self, reason: DropReason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class Stamp(Protocol):
+    sec: int
+    nanosec: int
+
+
+class Header(Protocol):
+    stamp: Stamp
+    frame_id: str
+
+
+class ImageMessage(Protocol):
+    header: Header
+    height: int
+    width: int
+    encoding: str
+    is_bigendian: int
+    step: int
+    data: Any  # bytes-like: array('B'), bytes or a uint8 ndarray
+
+
+ENCODINGS: dict[str, tuple[np.dtype[Any], int]] = {
+    "rgb8": (np.dtype(np.uint8), 3),
+    "bgr8": (np.dtype(np.uint8), 3),
+    "mono8": (np.dtype(np.uint8), 1),
+    "mono16": (np.dtype(np.uint16), 1),
+    "16UC1": (np.dtype(np.uint16), 1),
+    "32FC1": (np.dtype(np.float32), 1),
+}
+ACCEPTED: dict[str, frozenset[str]] = {
+    "rgb": frozenset({"rgb8", "bgr8", "mono8"}),
+    "depth": frozenset({"16UC1", "32FC1"}),
+    "thermal": frozenset({"mono8", "mono16", "16UC1", "32FC1"}),
+}
+DEPTH_MM = 0.001  # metres per count of 16UC1 depth
+
+
+@dataclass(frozen=True)
+class ThermalUnits:
+    """Raw thermal counts = value × ``gain`` + ``offset`` (maps mono8 or °C images to counts)."""
+
+    gain: float = 1.0
+    offset: float = 0.0
+
+
+def stamp_ns(header: Header) -> int:
+    """A header's stamp in integer nanoseconds: the exact key masks and ground truth share."""
+    return int(header.stamp.sec) * NS_PER_S + int(header.stamp.nanosec)
+
+
+def image_view(msg: ImageMessage) -> np.ndarray:
+    """``[H, W]`` or ``[H, W, C]`` view of the message data, validated against its header."""
+    if msg.height == 0 or msg.width == 0:
+        raise ConversionError(DropReason.ZERO_SIZE, f"image is {msg.width}x{msg.height}")
+    if msg.encoding not in ENCODINGS:
+        raise ConversionError(DropReason.UNKNOWN_ENCODING, f"encoding {msg.encoding!r} is not supported")
+    dtype, channels = ENCODINGS[msg.encoding]
+    row_bytes = msg.width * channels * dtype.itemsize
+    if msg.step < row_bytes:
+        raise ConversionError(
+            DropReason.BAD_STEP, f"step {msg.step} < {row_bytes} bytes for {msg.width} px of {msg.encoding}"
+        )
+    if len(msg.data) != msg.step * msg.height:
+        raise ConversionError(
+            DropReason.BAD_DATA_LENGTH, f"data has {len(msg.data)} bytes, step x height = {msg.step * msg.height}"
+        )
+    rows = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.step)[:, :row_bytes]
+    wire = dtype.newbyteorder(">") if msg.is_bigendian else dtype
+    view = rows.view(wire)
+    if msg.is_bigendian and dtype.itemsize > 1:
+        view = view.astype(dtype)
+    return view.reshape(msg.height, msg.width, channels) if channels > 1 else view.reshape(msg.height, msg.width)
+
+
+def to_frame(
+    modality: str, msg: ImageMessage, arrival: Arrival, thermal: ThermalUnits = ThermalUnits()
+) -> tuple[Frame, Repair | None]:
+    """The message as a :class:`Frame`, and the repair it needed, if any.
+
+    Raises:
+        ConversionError: malformed message, or an encoding this modality does not accept.
+    """
+    view = image_view(msg)
+    if msg.encoding not in ACCEPTED[modality]:
+        raise ConversionError(
+            DropReason.UNSUPPORTED_ENCODING,
+            f"{modality} does not accept {msg.encoding}; expected one of {', '.join(sorted(ACCEPTED[modality]))}",
+        )
+    data, scale, offset, repair = _units(modality, msg.encoding, view, thermal)
+    frame = Frame(modality, stamp_ns(msg.header), arrival, data, str(msg.header.frame_id), scale, offset)
+    return frame, repair
+
+
+def _units(
+    modality: str, encoding: str, view: np.ndarray, thermal: ThermalUnits
+) -> tuple[np.ndarray, float, float, Repair | None]:
+    """``(data, scale, offset, repair)``: the image and how to reach sensor units from it."""
+    if modality == "rgb":
+        if encoding == "bgr8":
+            return cv2.cvtColor(view, cv2.COLOR_BGR2RGB), 1.0, 0.0, None
+        if encoding == "mono8":
+            return cv2.cvtColor(view, cv2.COLOR_GRAY2RGB), 1.0, 0.0, None
+        return view, 1.0, 0.0, None
+    if modality == "depth":
+        if encoding == "16UC1":
+            return view, DEPTH_MM, 0.0, None
+        finite = np.isfinite(view)
+        if finite.all():
+            return view, 1.0, 0.0, None
+        return np.where(finite, view, np.float32(0.0)), 1.0, 0.0, Repair.DEPTH_NONFINITE
+    if encoding == "32FC1" and not np.isfinite(view).all():
+        raise ConversionError(DropReason.THERMAL_NONFINITE, "thermal image contains NaN or inf")
+    return view, thermal.gain, thermal.offset, None
+
+
+def image_fields(array: np.ndarray, encoding: str) -> dict[str, Any]:
+    """The ``sensor_msgs/Image`` fields (all but ``header``) holding a copy of ``array``:
+    little-endian, packed rows. The node and the bag writer build their messages from it."""
+    dtype, channels = ENCODINGS[encoding]
+    array = np.ascontiguousarray(array, dtype=dtype)
+    return {
+        "height": array.shape[0],
+        "width": array.shape[1],
+        "encoding": encoding,
+        "is_bigendian": 0,
+        "step": array.shape[1] * channels * dtype.itemsize,
+        "data": array.view(np.uint8).reshape(-1),
+    }

@@ -1,0 +1,64 @@
+"""Held-out evaluation of trained checkpoints, written where its readers look.
+
+``binseg evaluate --checkpoint ... --data ...`` (dataset mode) runs here: one robustness
+table per checkpoint over the split's held-out frames (:mod:`binseg_ros.training.evaluate`),
+saved as ``robustness.json`` (for scripts) and ``robustness.md`` (for people), and added to
+the model card beside each checkpoint (:mod:`binseg_ros.training.card`), which ``binseg
+export`` then carries into the engine folder. Keeping it out of the CLI lets a script or test
+run the same evaluation and get the paths back instead of parsing printed text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from binseg_ros.backends.torch import TorchBackend
+from binseg_ros.datasets import load_frame
+from binseg_ros.model import load_checkpoint
+from binseg_ros.training.card import CARD_NAME, add_evaluation
+from binseg_ros.training.evaluate import Table, format_table, robustness_table
+from binseg_ros.training.split import load_split
+
+
+@dataclass(frozen=True)
+class HeldOutEvaluation:
+    """What :func:`evaluate_checkpoints` computed and wrote."""
+
+    frames: int  # held-out frames scored
+    split_file: Path
+    markdown: str  # the table(s) as written to robustness.md
+    files: tuple[Path, ...]  # robustness.json, robustness.md
+    cards: tuple[Path, ...]  # model cards that now carry the table
+
+
+def evaluate_checkpoints(
+    checkpoints: Sequence[Path], data: Path, split_file: Path, size: tuple[int, int], device: str, out: Path
+) -> HeldOutEvaluation:
+    """Score every checkpoint on every modality subset of ``split_file``'s held-out frames.
+
+    Each table is named after the checkpoint's ``version`` (its file stem without one). The
+    tables go to ``out/robustness.json`` and ``out/robustness.md``; a ``model_card.md`` next
+    to a checkpoint gets the markdown as its held-out section (replacing an earlier one).
+    """
+    ids = load_split(split_file).held_out_ids()
+    frames = [load_frame(data, frame_id) for frame_id in ids]
+    tables: dict[str, Table] = {}
+    for checkpoint in checkpoints:
+        net, metadata = load_checkpoint(checkpoint)
+        name = str(metadata.get("version", checkpoint.stem))
+        tables[name] = robustness_table(TorchBackend(net, size, device), size, frames)
+    out.mkdir(parents=True, exist_ok=True)
+    markdown = format_table(tables)
+    files = (out / "robustness.json", out / "robustness.md")
+    files[0].write_text(json.dumps(tables, indent=2))
+    files[1].write_text(markdown + "\n")
+    cards = []
+    for checkpoint in checkpoints:
+        card = checkpoint.parent / CARD_NAME
+        if card.is_file():
+            add_evaluation(card, markdown, len(ids), split_file)
+            cards.append(card)
+    return HeldOutEvaluation(len(ids), split_file, markdown, files, tuple(cards))

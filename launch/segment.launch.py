@@ -1,7 +1,9 @@
 """ros2 launch binseg_ros segment.launch.py [namespace:=robot] [backend:=onnxruntime] ...
 
 Starts segment_node with config/segment.yaml; launch arguments override the engine, the
-backend, sim time and the three input topics.
+backend, sim time, the three input topics and their transports (a ``*_transport`` of
+``compressed`` / ``compressedDepth`` subscribes to ``<topic>/compressed`` / ``<topic>/compressedDepth``,
+as image_transport names them, e.g. ``rgb_topic:=/camera/color/image_raw rgb_transport:=compressed``).
 """
 
 from pathlib import Path
@@ -26,6 +28,10 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("rgb_topic", default_value="rgb/image", description="RGB image topic"),
         DeclareLaunchArgument("depth_topic", default_value="depth/image", description="depth image topic"),
         DeclareLaunchArgument("thermal_topic", default_value="thermal/image", description="thermal image topic"),
+        DeclareLaunchArgument("rgb_transport", default_value="raw", description="raw | compressed"),
+        DeclareLaunchArgument("depth_transport", default_value="raw", description="raw | compressed | compressedDepth"),
+        DeclareLaunchArgument("thermal_transport", default_value="raw",
+                              description="raw | compressed | compressedDepth"),
     ]
     node = Node(
         package="binseg_ros",
@@ -39,6 +45,9 @@ def generate_launch_description() -> LaunchDescription:
                 "backend": LaunchConfiguration("backend"),
                 "engine_dir": LaunchConfiguration("engine_dir"),
                 "use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool),
+                "rgb.transport": LaunchConfiguration("rgb_transport"),
+                "depth.transport": LaunchConfiguration("depth_transport"),
+                "thermal.transport": LaunchConfiguration("thermal_transport"),
             },
         ],
         remappings=[

@@ -20,22 +20,37 @@ from rosbags.rosbag2 import Reader, Writer
 from rosbags.rosbag2.enums import StoragePlugin
 from rosbags.typesys import Stores, get_typestore
 
+from binseg_ros.core.compressed import encode
 from binseg_ros.core.messages import image_fields
 from binseg_ros.errors import BagError
 
 TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
 IMAGE = "sensor_msgs/msg/Image"
+COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
 DIAGNOSTICS = "diagnostic_msgs/msg/DiagnosticArray"
 STORAGES = {"sqlite3": StoragePlugin.SQLITE3, "mcap": StoragePlugin.MCAP}
 _Image = TYPESTORE.types[IMAGE]
+_CompressedImage = TYPESTORE.types[COMPRESSED_IMAGE]
 _Header = TYPESTORE.types["std_msgs/msg/Header"]
 _Time = TYPESTORE.types["builtin_interfaces/msg/Time"]
 
 
 def image_message(array: np.ndarray, encoding: str, stamp: int, frame_id: str = "camera") -> Any:
     """A ``sensor_msgs/Image`` (rosbags type) holding ``array``, stamped ``stamp`` ns."""
-    header = _Header(stamp=_Time(sec=stamp // 1_000_000_000, nanosec=stamp % 1_000_000_000), frame_id=frame_id)
-    return _Image(header=header, **image_fields(array, encoding))
+    return _Image(header=_header(stamp, frame_id), **image_fields(array, encoding))
+
+
+def compressed_message(
+    array: np.ndarray, encoding: str, stamp: int, transport: str, frame_id: str = "camera", codec: str | None = None
+) -> Any:
+    """A ``sensor_msgs/CompressedImage`` (rosbags type): ``array`` in ``encoding`` as image_transport's
+    ``transport`` plugin publishes it (:func:`binseg_ros.core.compressed.encode`), stamped ``stamp`` ns."""
+    fmt, data = encode(array, encoding, transport, codec)
+    return _CompressedImage(header=_header(stamp, frame_id), format=fmt, data=np.frombuffer(data, np.uint8))
+
+
+def _header(stamp: int, frame_id: str) -> Any:
+    return _Header(stamp=_Time(sec=stamp // 1_000_000_000, nanosec=stamp % 1_000_000_000), frame_id=frame_id)
 
 
 class BagWriter:

@@ -7,6 +7,8 @@ in the node and ``rosbags`` messages in the bag tools go through the same code, 
 Decoding makes no copy where the encoding allows (rgb8, 16UC1, mono16, 32FC1 in host byte
 order): the frame is a view of the message buffer in its wire type, and the conversion to
 sensor units (a scale and an offset) waits for preprocessing, after the downscale.
+``sensor_msgs/CompressedImage`` is decoded in :mod:`binseg_ros.core.compressed`, which hands
+its pixels to :func:`frame_from_pixels` here: both transports share the units.
 """
 
 from __future__ import annotations
@@ -79,13 +81,18 @@ def stamp_ns(header: Header) -> int:
     return int(header.stamp.sec) * NS_PER_S + int(header.stamp.nanosec)
 
 
+def pixel_layout(encoding: str) -> tuple[np.dtype[Any], int]:
+    """(dtype, channels) of ``encoding``; an encoding outside :data:`ENCODINGS` is ``unknown_encoding``."""
+    if encoding not in ENCODINGS:
+        raise ConversionError(DropReason.UNKNOWN_ENCODING, f"encoding {encoding!r} is not supported")
+    return ENCODINGS[encoding]
+
+
 def image_view(msg: ImageMessage) -> np.ndarray:
     """``[H, W]`` or ``[H, W, C]`` view of the message data, validated against its header."""
     if msg.height == 0 or msg.width == 0:
         raise ConversionError(DropReason.ZERO_SIZE, f"image is {msg.width}x{msg.height}")
-    if msg.encoding not in ENCODINGS:
-        raise ConversionError(DropReason.UNKNOWN_ENCODING, f"encoding {msg.encoding!r} is not supported")
-    dtype, channels = ENCODINGS[msg.encoding]
+    dtype, channels = pixel_layout(msg.encoding)
     row_bytes = msg.width * channels * dtype.itemsize
     if msg.step < row_bytes:
         raise ConversionError(
@@ -111,15 +118,31 @@ def to_frame(
     Raises:
         ConversionError: malformed message, or an encoding this modality does not accept.
     """
-    view = image_view(msg)
-    if msg.encoding not in ACCEPTED[modality]:
+    return frame_from_pixels(modality, msg.encoding, image_view(msg), msg.header, arrival, thermal)
+
+
+def frame_from_pixels(
+    modality: str,
+    encoding: str,
+    pixels: np.ndarray,
+    header: Header,
+    arrival: Arrival,
+    thermal: ThermalUnits = ThermalUnits(),
+) -> tuple[Frame, Repair | None]:
+    """Pixels in ``encoding``'s layout (from a raw or a compressed message) as a :class:`Frame`.
+
+    The one place the accepted encodings and the sensor units are applied, whatever the transport.
+
+    Raises:
+        ConversionError: an encoding this modality does not accept; thermal NaN or inf.
+    """
+    if encoding not in ACCEPTED[modality]:
         raise ConversionError(
             DropReason.UNSUPPORTED_ENCODING,
-            f"{modality} does not accept {msg.encoding}; expected one of {', '.join(sorted(ACCEPTED[modality]))}",
+            f"{modality} does not accept {encoding}; expected one of {', '.join(sorted(ACCEPTED[modality]))}",
         )
-    data, scale, offset, repair = _units(modality, msg.encoding, view, thermal)
-    frame = Frame(modality, stamp_ns(msg.header), arrival, data, str(msg.header.frame_id), scale, offset)
-    return frame, repair
+    data, scale, offset, repair = _units(modality, encoding, pixels, thermal)
+    return Frame(modality, stamp_ns(header), arrival, data, str(header.frame_id), scale, offset), repair
 
 
 def _units(

@@ -1,8 +1,9 @@
 """A bag played onto real ROS 2 topics, the node's answers recorded (``binseg replay``'s ROS half).
 
 The player publishes the bag's image messages as they were recorded (serialised CDR, no
-re-encoding) at the bag's timing divided by ``rate``, with ``/clock`` carrying bag time so
-the node runs under ``use_sim_time`` exactly as it did on the robot. It records the node's
+re-encoding; ``sensor_msgs/Image`` or ``CompressedImage``, whichever each topic holds) at the
+bag's timing divided by ``rate``, with ``/clock`` carrying bag time so the node runs under
+``use_sim_time`` exactly as it did on the robot. It records the node's
 ``~/mask``, ``~/probability`` and ``/diagnostics`` into an output bag, stamped with bag
 time, and the wall-clock latency from publishing a set's anchor image to receiving its mask.
 """
@@ -22,16 +23,26 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from tqdm import tqdm
 
-from binseg_ros.bags.io import DIAGNOSTICS, IMAGE, TYPESTORE, BagWriter, bag_span, read_messages
+from binseg_ros.bags.io import (
+    COMPRESSED_IMAGE,
+    DIAGNOSTICS,
+    IMAGE,
+    TYPESTORE,
+    BagWriter,
+    bag_span,
+    bag_topics,
+    read_messages,
+)
 from binseg_ros.core.messages import ImageMessage, image_view, stamp_ns
 from binseg_ros.errors import BagError
 from binseg_ros.ros.discovery import wait_for_node
 
 DRAIN_S = 3.0  # wall seconds to wait for the last masks after the bag ends
 DRAIN_TICK_NS = 10_000_000  # bag time the clock advances per drain step, so the node's timeouts fire
+MESSAGE_CLASSES = {IMAGE: Image, COMPRESSED_IMAGE: CompressedImage}  # image types the player publishes
 
 
 @dataclass
@@ -62,12 +73,18 @@ class BagPlayer(Node):
     and only the header and pixels are decoded for the comparison.
     """
 
-    def __init__(self, topics: Mapping[str, str], node_name: str, writer: BagWriter) -> None:
+    def __init__(
+        self, topics: Mapping[str, str], node_name: str, writer: BagWriter, types: Mapping[str, str] | None = None
+    ) -> None:
+        """``types``: topic → message type in the bag (``sensor_msgs/msg/Image`` where not given)."""
         super().__init__("binseg_bag_player")
         self.writer = writer
         self.clock_pub = self.create_publisher(Clock, "/clock", QoSProfile(depth=10))
         self.image_pubs = {
-            topic: self.create_publisher(Image, topic, qos_profile_sensor_data) for topic in topics.values()
+            topic: self.create_publisher(
+                _image_class(topic, (types or {}).get(topic, IMAGE)), topic, qos_profile_sensor_data
+            )
+            for topic in topics.values()
         }
         self.bag_time = 0  # ns: the clock this player publishes
         self.published: dict[int, float] = {}  # image stamp ns → wall time published
@@ -113,6 +130,13 @@ class BagPlayer(Node):
         self.last_diagnostics = TYPESTORE.deserialize_cdr(raw, DIAGNOSTICS)
 
 
+def _image_class(topic: str, msgtype: str) -> type:
+    """The rclpy class a topic of ``msgtype`` is published with; BagError for a non-image type."""
+    if msgtype not in MESSAGE_CLASSES:
+        raise BagError(f"{topic} holds {msgtype}; replay plays {' and '.join(MESSAGE_CLASSES)} topics")
+    return MESSAGE_CLASSES[msgtype]
+
+
 def replay_bag(
     bag: str | Path,
     out_bag: str | Path,
@@ -131,8 +155,9 @@ def replay_bag(
         raise BagError(f"--rate must be > 0, got {rate}")
     by_topic = {topic: modality for modality, topic in topics.items()}
     start, end, count = bag_span(bag, by_topic)
+    types = bag_topics(bag)
     with BagWriter(out_bag) as writer:
-        player = BagPlayer(topics, node_name, writer)
+        player = BagPlayer(topics, node_name, writer, types)
         try:
             wait_for_node(player, player.image_pubs.values(), node_name, discovery_timeout)
             played, wall = _play(player, bag, by_topic, start, rate, count, progress)

@@ -36,6 +36,7 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml")),
+        (f"share/{PACKAGE}/calibration/example", glob("calibration/example/*.yaml")),
         *engine_folders(),
     ],
     install_requires=["setuptools"],

@@ -41,5 +41,11 @@ class BagError(BinsegError):
     """A rosbag that cannot be read or written, lacks a topic the job needs, or has no ground truth."""
 
 
+class CalibrationError(BinsegError, ValueError):
+    """A rig file, ``camera_info`` file or message, or calibration input (point pairs, pattern
+    images) that is missing, malformed, or not a plausible camera; the message names the file (or
+    topic) and the key."""
+
+
 class NodeError(BinsegError):
     """A ROS 2 peer (segment_node, a player) that did not come up, answer, or exit cleanly."""

@@ -216,3 +216,18 @@ def test_cli_make_bag_and_evaluate(fast_engine, mm5_root, tmp_path):
         timeout=120,
     )
     assert broken.returncode == 2 and "not a readable rosbag2" in broken.stderr and "Traceback" not in broken.stderr
+
+
+def test_ground_truth_is_the_nearest_label_within_the_tolerance(tmp_path):
+    """A mask anchored on another camera's stamp (RGB silent) still finds the label of its moment."""
+    folder = tmp_path / "gt"
+    folder.mkdir()
+    for stamp, value in ((1_000_000_000, 255), (1_066_666_667, 0)):
+        cv2.imwrite(str(folder / f"{stamp}.png"), np.full((4, 4), value, np.uint8))
+    exact = GroundTruth.from_folder(folder)
+    assert exact.lookup(1_000_000_000).all() and exact.lookup(1_010_000_000) is None
+    near = GroundTruth.from_folder(folder, tolerance_ns=20_000_000)
+    assert near.lookup(1_010_000_000).all()  # 10 ms from the first label
+    assert not near.lookup(1_050_000_000).any()  # 16.7 ms from the second, 50 ms from the first
+    assert near.lookup(1_100_000_000) is None  # 33 ms from the nearest: beyond the tolerance
+    assert near.lookup(990_000_000).all()

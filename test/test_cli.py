@@ -22,10 +22,12 @@ from conftest import REPO
 from binseg_ros.cli import build_parser, main
 from binseg_ros.datasets import list_ids
 
-VERBS = ("export", "profile", "train", "evaluate", "make-bag", "replay", "demo", "build", "bench")
+VERBS = ("export", "profile", "train", "evaluate", "make-bag", "replay", "demo", "build", "bench", "calibrate")
 DATASET_FLAGS = "--checkpoint, --data, --split, --size, --device"
 BAG_FLAGS = (
-    "--save-predictions, --engine-dir, --backend, --form, --topics, --gt-topic, --gt-dir, --slop, --modality-timeout"
+    "--save-predictions, --engine-dir, --backend, --form, --topics, --gt-topic, --gt-dir, --gt-tolerance, "
+    "--calibration, --slop, "
+    "--modality-timeout"
 )
 
 

@@ -8,7 +8,7 @@ import pytest
 from conftest import frame_inputs
 
 from binseg_ros.backends.torch import TorchBackend
-from binseg_ros.metrics import METRICS, SegmentationMetrics, mean_curves, score_frame, summarize
+from binseg_ros.metrics import METRICS, SegmentationMetrics, boundary_f_measure, mean_curves, score_frame, summarize
 from binseg_ros.training.evaluate import format_table, robustness_table
 
 
@@ -90,8 +90,10 @@ def test_frame_scores_combine_to_exactly_what_pysodmetrics_reports():
         chosen = [pairs[scores.index(sc)] for sc in subset]
         expected = _pysodmetrics_directly(chosen)
         got = summarize(subset)
-        for name in METRICS:
+        assert set(METRICS) == set(expected) | {"BF"}  # BF is ours: pysodmetrics has no boundary F
+        for name in expected:
             assert got[name] == pytest.approx(float(expected[name]), abs=1e-9), name
+        assert got["BF"] == pytest.approx(np.mean([sc.scalars["BF"] for sc in subset]))
     curves = mean_curves(scores)
     assert curves["precision"].shape == curves["recall"].shape == (256,)
 
@@ -135,3 +137,22 @@ def test_curves_run_from_the_highest_threshold_down():
     curves = score_frame(ramp / 255, truth).curves
     assert curves["recall"][255 - 200] == 1.0 and curves["recall"][255 - 201] == 0.0
     assert curves["precision"][255 - 200] == pytest.approx(1 / 56)  # pixels 200..255 are predicted
+
+
+def test_boundary_f_measure_counts_edges_within_the_tolerance():
+    """A 200x300 image: diagonal 360.6 px, so the default tolerance (0.008) is 3 px."""
+    truth = np.zeros((200, 300), bool)
+    truth[50:150, 80:220] = True
+    shifted = lambda dx: np.roll(truth, dx, axis=1)  # noqa: E731
+    assert boundary_f_measure(truth, truth) == 1.0
+    assert boundary_f_measure(shifted(3), truth) == 1.0  # every edge pixel within 3 px of the other's
+    # 10 px off: the vertical edges (100 px each) miss, the horizontal ones (140 px) mostly match.
+    far = boundary_f_measure(shifted(10), truth)
+    assert 0.5 < far < 0.75
+    assert boundary_f_measure(shifted(10), truth, tolerance=0.03) == 1.0  # 11 px tolerance
+    empty = np.zeros_like(truth)
+    assert boundary_f_measure(empty, empty) == 1.0 and boundary_f_measure(empty, truth) == 0.0
+    # IoU barely notices a thin wrong band; BF does.
+    jagged = truth.copy()
+    jagged[50:150:4, 60:80] = True
+    assert boundary_f_measure(jagged, truth) < 0.9

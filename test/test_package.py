@@ -59,6 +59,9 @@ def test_wheel_installs_what_ros2_run_and_launch_expect(tmp_path):
         shipped = {f"{data}binseg_ros/{folder}/{p.name}" for pattern in patterns for p in (REPO / folder).glob(pattern)}
         assert shipped
         assert {n for n in names if n.startswith(f"{data}binseg_ros/{folder}/")} == shipped
+    example = {f"{data}binseg_ros/calibration/example/{p.name}" for p in (REPO / "calibration/example").glob("*.yaml")}
+    assert {"rig.yaml", "rgb.yaml", "depth.yaml", "thermal.yaml"} <= {n.rsplit("/", 1)[1] for n in example}
+    assert {n for n in names if n.startswith(f"{data}binseg_ros/calibration/")} == example
     assert "binseg = binseg_ros.cli:main" in scripts
     assert "binseg_ros/py.typed" in names  # type checkers of users' code read our annotations
     assert "segment_node = binseg_ros.ros.node:main" in scripts

@@ -42,5 +42,5 @@ def test_inline_runtime_publishes_counts_and_survives_a_failing_publisher(calibr
     assert status.last_subset == ("rgb", "depth", "thermal")
     mask = published[-1].mask
     assert mask.shape == (480, 640) and set(np.unique(mask)) <= {0, 255}
-    assert set(published[-1].timings) == {"preprocess", "inference", "postprocess"}
+    assert set(published[-1].timings) == {"register", "preprocess", "inference", "postprocess"}
     runtime.close()

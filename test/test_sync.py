@@ -212,3 +212,18 @@ def test_startup_waits_for_sensors_not_yet_heard_from():
 def test_config_is_validated(field, value, message):
     with pytest.raises(ValueError, match=message):
         SyncConfig(**{field: value})
+
+
+def test_calibrated_cameras_keep_their_own_resolutions():
+    """With a rig, each camera publishes its own size (registration comes after sync); a frame
+    whose size is not its camera's is the one that is dropped, whichever modality it is."""
+    sets: list[FrameSet] = []
+    sync = Synchronizer(SyncConfig(slop=0.02), sets.append, {"rgb": (4, 6), "depth": (3, 5), "thermal": (2, 2)})
+    images = {"rgb": RGB_IMAGE, "depth": np.zeros((3, 5), np.float32), "thermal": np.zeros((2, 2), np.float32)}
+    for modality, data in images.items():
+        assert sync.push(Frame(modality, 0, Arrival(ns(0.01)), data)) is None
+    assert [s.subset for s in sets] == [("rgb", "depth", "thermal")]
+    wrong = sync.push(Frame("depth", ns(0.05), Arrival(ns(0.06)), IMAGE))  # the RGB size, not depth's
+    assert wrong is not None and wrong.value == "resolution_mismatch"
+    wrong_rgb = sync.push(Frame("rgb", ns(0.05), Arrival(ns(0.06)), np.zeros((3, 5, 3), np.uint8)))
+    assert wrong_rgb is not None and wrong_rgb.value == "resolution_mismatch"

@@ -29,10 +29,12 @@ from binseg_ros.backends.factory import create_backend
 from binseg_ros.bags.groundtruth import GroundTruth
 from binseg_ros.bags.io import bag_span, bag_topics, read_messages
 from binseg_ros.bags.make import DEFAULT_TOPICS
+from binseg_ros.calibration.model import Rig
 from binseg_ros.core.drops import DropReason, Scope, total
 from binseg_ros.core.frame import Arrival
 from binseg_ros.core.messages import ThermalUnits
 from binseg_ros.core.postprocess import overlay
+from binseg_ros.core.registration import Registration
 from binseg_ros.core.runtime import SegmentationRuntime
 from binseg_ros.core.segmenter import Segmentation, Segmenter
 from binseg_ros.core.sync import SyncConfig
@@ -41,7 +43,7 @@ from binseg_ros.errors import BagError
 from binseg_ros.metrics import FrameScore, score_frame, summarize, to_uint8
 from binseg_ros.modalities import Subset, subset_name
 
-STAGES = ("sync_wait", "preprocess", "inference", "postprocess", "total")
+STAGES = ("sync_wait", "register", "preprocess", "inference", "postprocess", "total")
 THUMB_WIDTH = 200
 
 
@@ -133,7 +135,10 @@ class BagEvaluator:
         threshold: float = 0.5,
         name: str = "",
         keep_predictions: bool = False,
+        rig: Rig | None = None,
     ) -> None:
+        """``rig``: the cameras' calibration when the bag holds unregistered images (each set is
+        then registered into the reference camera after sync, as the node does)."""
         self.backend = backend
         self.name = name or type(backend).__name__
         self.keep_predictions = keep_predictions
@@ -142,6 +147,7 @@ class BagEvaluator:
         self.topics = dict(topics or DEFAULT_TOPICS)
         self.thermal = thermal
         self.threshold = threshold
+        self.registration = Registration(rig) if rig is not None else None
 
     @classmethod
     def for_engines(
@@ -152,6 +158,7 @@ class BagEvaluator:
         sync: SyncConfig,
         topics: Mapping[str, str],
         keep_predictions: bool = False,
+        rig: Rig | None = None,
     ) -> BagEvaluator:
         """An evaluator on an opened engine folder's model, named after backend, form and model version."""
         return cls(
@@ -161,6 +168,7 @@ class BagEvaluator:
             topics,
             name=f"{backend} ({form}), {manifest.model} {manifest.version}",
             keep_predictions=keep_predictions,
+            rig=rig,
         )
 
     def run(self, bag: str | Path, truth: GroundTruth, progress: bool = True) -> BagEvaluation:
@@ -183,7 +191,11 @@ class BagEvaluator:
             clock.scoring_s += time.perf_counter() - scoring
 
         runtime = SegmentationRuntime(
-            Segmenter(self.backend, self.input_size, self.threshold), self.sync, publish, self.thermal, threaded=False
+            Segmenter(self.backend, self.input_size, self.threshold, self.registration),
+            self.sync,
+            publish,
+            self.thermal,
+            threaded=False,
         )
         frames_in: Counter[str] = Counter()
         began = time.perf_counter()

@@ -1,4 +1,8 @@
-"""Ground-truth masks for a bag, looked up by the exact stamp of the image a mask answers.
+"""Ground-truth masks for a bag, looked up by the stamp of the image a mask answers.
+
+A mask carries its anchor frame's stamp; the label nearest to it within a tolerance (by
+default the synchroniser's slop) is its ground truth, so a mask anchored on depth while RGB
+was silent is scored against the label of that moment too.
 
 Two sources: a mono8 mask topic in the bag (> 127 = foreground), or a folder of PNGs named
 by stamp in nanoseconds (``1700000000066666667.png``). Masks are kept bit-packed, so a
@@ -8,6 +12,7 @@ whole bag's labels fit in memory while the images stream past.
 from __future__ import annotations
 
 import logging
+from bisect import bisect_left
 from pathlib import Path
 
 import cv2
@@ -24,16 +29,34 @@ class GroundTruth:
     """stamp (ns) → boolean mask."""
 
     def __init__(
-        self, packed: dict[int, tuple[np.ndarray, tuple[int, int]]], files: dict[int, Path], source: str
+        self,
+        packed: dict[int, tuple[np.ndarray, tuple[int, int]]],
+        files: dict[int, Path],
+        source: str,
+        tolerance_ns: int = 0,
     ) -> None:
         self._packed = packed
         self._files = files
         self.source = source
+        self.tolerance_ns = tolerance_ns  # how far a mask's stamp may be from its label's
+        self._stamps = sorted({*packed, *files})
 
     def __len__(self) -> int:
         return len(self._packed) + len(self._files)
 
+    def nearest(self, stamp: int) -> int | None:
+        """The label stamp closest to ``stamp`` within the tolerance (the earlier on a tie)."""
+        index = bisect_left(self._stamps, stamp)
+        candidates = self._stamps[max(0, index - 1) : index + 1]
+        best = min(candidates, key=lambda s: abs(s - stamp), default=None)
+        return best if best is not None and abs(best - stamp) <= self.tolerance_ns else None
+
     def lookup(self, stamp: int) -> np.ndarray | None:
+        """The label nearest to ``stamp`` within the tolerance, as a boolean mask."""
+        found = self.nearest(stamp)
+        if found is None:
+            return None
+        stamp = found
         if stamp in self._packed:
             bits, shape = self._packed[stamp]
             return np.unpackbits(bits, count=shape[0] * shape[1]).reshape(shape).astype(bool)
@@ -45,7 +68,7 @@ class GroundTruth:
         return None
 
     @classmethod
-    def from_topic(cls, bag: str | Path, topic: str) -> GroundTruth:
+    def from_topic(cls, bag: str | Path, topic: str, tolerance_ns: int = 0) -> GroundTruth:
         if topic not in bag_topics(bag):
             raise BagError(f"{bag} has no ground-truth topic {topic}; pass --gt-topic or --gt-dir")
         packed: dict[int, tuple[np.ndarray, tuple[int, int]]] = {}
@@ -64,12 +87,12 @@ class GroundTruth:
             LOG.warning(
                 "%s: %d ground-truth message(s) are not readable mono8 images and were left out", topic, skipped
             )
-        return cls(packed, {}, f"topic {topic}")
+        return cls(packed, {}, f"topic {topic}", tolerance_ns)
 
     @classmethod
-    def from_folder(cls, folder: str | Path) -> GroundTruth:
+    def from_folder(cls, folder: str | Path, tolerance_ns: int = 0) -> GroundTruth:
         folder = Path(folder)
         if not folder.is_dir():
             raise BagError(f"ground-truth folder {folder} does not exist")
         files = {int(p.stem): p for p in folder.glob("*.png") if p.stem.isdigit()}
-        return cls({}, files, f"folder {folder}")
+        return cls({}, files, f"folder {folder}", tolerance_ns)

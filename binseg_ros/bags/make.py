@@ -5,7 +5,9 @@ Each dataset frame is "in view" for ``hold_s``. Every camera runs its own clock:
 dataset frame in view at its nominal capture time, and is received (the bag's log time)
 ``latency`` later. Dropout windows silence one sensor for a while; random frame drops lose
 single messages. Images use the encodings camera drivers publish (rgb8, depth 16UC1 mm,
-thermal mono16 counts).
+thermal mono16 counts); with ``compressed`` they go out as image_transport would send them
+(``sensor_msgs/CompressedImage``): RGB as JPEG on ``<topic>/compressed``, depth as
+compressedDepth PNG on ``<topic>/compressedDepth``, thermal as 16-bit PNG on ``<topic>/compressed``.
 
 Ground truth goes on a mono8 mask topic (255 = foreground), one message per distinct image
 stamp with that image's label, so whichever modality anchors a set (rgb, or depth or
@@ -18,11 +20,15 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from binseg_ros.bags.io import BagWriter, image_message
+from binseg_ros.bags.io import BagWriter, compressed_message, image_message
+from binseg_ros.bags.rig_render import render_into_rig
+from binseg_ros.calibration.model import Rig
+from binseg_ros.core.compressed import transport_topic
 from binseg_ros.datasets import CAMERA_ENCODING, FolderLayout, LabelMap, camera_frames, load_frame, resize_frame
 from binseg_ros.errors import BagError, ConfigError, InputError
 from binseg_ros.modalities import MODALITIES, image_topic
@@ -30,6 +36,7 @@ from binseg_ros.modalities import MODALITIES, image_topic
 DEFAULT_TOPICS: dict[str, str] = {m: f"/{image_topic(m)}" for m in MODALITIES}  # the node's topics, root namespace
 DEFAULT_GT_TOPIC = "/ground_truth/mask"
 START_NS = 1_700_000_000_000_000_000  # a fixed epoch, so a bag is reproducible byte for byte
+COMPRESSED_TRANSPORTS = {"rgb": "compressed", "depth": "compressedDepth", "thermal": "compressed"}
 
 
 @dataclass(frozen=True)
@@ -107,12 +114,41 @@ class MakeBagConfig:
     gt_topic: str = DEFAULT_GT_TOPIC
     storage: str = "mcap"
     seed: int = 0
+    compressed: bool = False  # image_transport's compressed topics instead of raw images
+    rig: Rig | None = None  # render the registered dataset into these cameras (labels stay in the reference)
 
     def __post_init__(self) -> None:
         if self.hold_s <= 0 or not 0 <= self.drop_probability < 1:
             raise InputError(
                 f"need hold_s > 0 and 0 <= drop_probability < 1, got {self.hold_s}, {self.drop_probability}"
             )
+        if self.rig is not None and self.size is not None and self.size != self.rig.reference_info.resolution:
+            raise ConfigError(
+                f"--size {self.size[0]}x{self.size[1]} differs from the rig's reference camera "
+                f"({self.rig.reference_info.height}x{self.rig.reference_info.width}); leave --size out with --rig"
+            )
+
+    def dataset_frame(self, root: Path, frame_id: str, layout: FolderLayout) -> dict[str, np.ndarray]:
+        """One dataset frame as the cameras see it: resized, or rendered into the rig's cameras."""
+        frame = load_frame(root, frame_id, layout)
+        if self.size is not None:
+            frame = resize_frame(frame, self.size)
+        if self.rig is not None:
+            frame = {**render_into_rig(frame, self.rig), "label": frame["label"]}
+        return frame
+
+    def image_topics(self) -> dict[str, str]:
+        """Modality → the topic its images go to: ``topics``, or their compressed transport topics."""
+        if not self.compressed:
+            return dict(self.topics)
+        return {m: transport_topic(topic, COMPRESSED_TRANSPORTS[m]) for m, topic in self.topics.items()}
+
+    def camera_message(self, modality: str, array: np.ndarray, stamp: int) -> Any:
+        """One camera image as its driver (and, with ``compressed``, image_transport) publishes it."""
+        encoding = CAMERA_ENCODING[modality]
+        if self.compressed:
+            return compressed_message(array, encoding, stamp, COMPRESSED_TRANSPORTS[modality])
+        return image_message(array, encoding, stamp)
 
 
 @dataclass(frozen=True)
@@ -166,6 +202,7 @@ def make_bag(
     silenced: Counter[str] = Counter()
     dropped: Counter[str] = Counter()
     labelled: set[int] = set()
+    topics = config.image_topics()
     with BagWriter(out, config.storage) as bag:
         for log_time, modality, stamp, index in tqdm(events, desc="make-bag", unit="msg", disable=not progress):
             t = (stamp - START_NS) * 1e-9
@@ -177,12 +214,11 @@ def make_bag(
                 continue
             if index not in frames:  # log order is capture order give or take a latency: keep a few
                 frames = {i: f for i, f in frames.items() if i >= index - 2}
-                frame = load_frame(root, ids[index], layout)
-                frames[index] = resize_frame(frame, config.size) if config.size else frame
+                frames[index] = config.dataset_frame(Path(root), ids[index], layout)
             frame = frames[index]
             array = camera_frames(frame)[modality]
-            bag.write(config.topics[modality], log_time, image_message(array, CAMERA_ENCODING[modality], stamp))
-            written[config.topics[modality]] += 1
+            bag.write(topics[modality], log_time, config.camera_message(modality, array, stamp))
+            written[topics[modality]] += 1
             if stamp not in labelled:
                 truth = (labels.binary(frame["label"]) > 0).astype(np.uint8) * 255
                 bag.write(config.gt_topic, log_time, image_message(truth, "mono8", stamp))

@@ -226,8 +226,9 @@ def _markdown(evaluation: BagEvaluation, data: dict[str, Any], title: str) -> li
         f"- Bag `{evaluation.bag}`: {evaluation.duration_s:.1f} s; ground truth from {evaluation.ground_truth}.",
         f"- Backend {evaluation.backend}, input {evaluation.input_size[0]}×{evaluation.input_size[1]}.",
         f"- Wall time {evaluation.wall_s:.1f} s: {data['masks_per_s']:.1f} masks/s; of it, segmentation "
-        f"{segmenting:.1f} s (preprocess + inference + postprocess), scoring {evaluation.scoring_s:.1f} s, "
-        f"reading and decoding the bag {evaluation.wall_s - segmenting - evaluation.scoring_s:.1f} s.",
+        f"{segmenting:.1f} s (registration + preprocess + inference + postprocess), "
+        f"scoring {evaluation.scoring_s:.1f} s, reading and decoding the bag "
+        f"{evaluation.wall_s - segmenting - evaluation.scoring_s:.1f} s.",
         "",
         "## Accounting",
         "",

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from typing import TypeAlias
 
     from binseg_ros.bags.groundtruth import GroundTruth
+    from binseg_ros.calibration.model import Rig
     from binseg_ros.core.sync import SyncConfig
     from binseg_ros.datasets import FolderLayout, LabelMap
 
@@ -207,6 +208,12 @@ def add_bag_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--gt-topic", default="/ground_truth/mask", help="ground-truth mask topic in the bag (mono8)")
     parser.add_argument("--gt-dir", type=Path, help="ground truth as PNGs named <stamp_ns>.png instead of a topic")
+    parser.add_argument(
+        "--gt-tolerance", type=float, help="s between a mask's stamp and its label's, nearest wins (default: --slop)"
+    )
+    parser.add_argument(
+        "--calibration", type=Path, help="rig file: register depth and thermal into the reference camera after sync"
+    )
     parser.add_argument("--slop", type=float, default=SyncConfig.slop, help="as the node's parameter")
     parser.add_argument(
         "--modality-timeout", type=float, default=SyncConfig.modality_timeout, help="as the node's parameter"
@@ -214,10 +221,24 @@ def add_bag_args(parser: argparse.ArgumentParser) -> None:
 
 
 def bag_truth(args: argparse.Namespace) -> GroundTruth:
-    """Ground truth from ``--gt-dir`` if given, else from ``--gt-topic`` in ``--bag``."""
+    """Ground truth from ``--gt-dir`` if given, else from ``--gt-topic`` in ``--bag``; a mask is
+    scored against the label nearest its stamp within ``--gt-tolerance`` (default: the slop)."""
     from binseg_ros.bags.groundtruth import GroundTruth
+    from binseg_ros.core.frame import seconds_to_ns
 
-    return GroundTruth.from_folder(args.gt_dir) if args.gt_dir else GroundTruth.from_topic(args.bag, args.gt_topic)
+    tolerance = seconds_to_ns(args.slop if args.gt_tolerance is None else args.gt_tolerance)
+    if tolerance < 0:
+        raise ConfigError(f"--gt-tolerance must be >= 0 s, got {args.gt_tolerance}")
+    if args.gt_dir:
+        return GroundTruth.from_folder(args.gt_dir, tolerance)
+    return GroundTruth.from_topic(args.bag, args.gt_topic, tolerance)
+
+
+def bag_rig(args: argparse.Namespace) -> Rig | None:
+    """The rig of ``--calibration``, loaded and validated; None for already registered bags."""
+    from binseg_ros.calibration.files import load_rig
+
+    return load_rig(args.calibration) if args.calibration is not None else None
 
 
 def bag_sync(args: argparse.Namespace) -> SyncConfig:

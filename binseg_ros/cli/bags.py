@@ -65,6 +65,15 @@ def _register_make_bag(verbs: Verbs) -> None:
         "--topics", type=key_values, default={}, help="topic names, e.g. rgb=/cam/color (default /<m>/image)"
     )
     make.add_argument("--gt-topic", default="/ground_truth/mask", help="ground-truth mask topic (mono8)")
+    make.add_argument(
+        "--compressed",
+        action="store_true",
+        help="image_transport topics (CompressedImage): <topic>/compressed (rgb jpeg, thermal png), "
+        "<topic>/compressedDepth (depth png)",
+    )
+    make.add_argument(
+        "--rig", type=Path, help="rig file: render the (registered) dataset into its cameras' resolutions and poses"
+    )
     make.add_argument("--seed", type=int, default=0)
     add_dataset_args(make)
     make.set_defaults(func=cmd_make_bag)
@@ -86,6 +95,7 @@ def _register_replay(verbs: Verbs) -> None:
 def cmd_make_bag(args: argparse.Namespace) -> int:
     """Write the bag; print its path, duration and the messages per topic."""
     from binseg_ros.bags.make import Dropout, MakeBagConfig, clocks_at, make_bag
+    from binseg_ros.calibration.files import load_rig
     from binseg_ros.training.split import frame_ids
 
     layout = folder_layout(args)
@@ -100,6 +110,8 @@ def cmd_make_bag(args: argparse.Namespace) -> int:
         gt_topic=args.gt_topic,
         storage=args.storage,
         seed=args.seed,
+        compressed=args.compressed,
+        rig=load_rig(args.rig) if args.rig is not None else None,
     )
     summary = make_bag(args.data, ids, args.out, config, layout, label_map(args))
     print(f"wrote {summary.path} ({args.storage}): {summary.frames} frames, {summary.duration_s:.1f} s")
@@ -132,6 +144,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         rate=args.rate,
         node_running=args.node_running,
         node_name=args.node_name,
+        calibration=args.calibration,
     )
     report = run_replay(options, bag_truth(args))
     print(report.read_text().split("\n\n| run")[0] + f"\nreport: {report}")

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 def register(verbs: Verbs) -> None:
-    """Add ``bench`` and its benches (model, node, frequency, gpu-network)."""
+    """Add ``bench`` and its benches (model, node, frequency, gpu-network, registration, transport)."""
     bench = verbs.add_parser("bench", help="benchmarks (latency ratios against a baseline in the same run)")
     benches = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
     model = benches.add_parser("model", help="ONNX Runtime CPU latency per subset vs torch eager")
@@ -33,6 +33,9 @@ def register(verbs: Verbs) -> None:
     node.add_argument("--runs", type=int, default=200, help="timed runs per stage (median reported)")
     node.add_argument("--count", type=int, default=100, help="frame sets played end to end")
     node.add_argument("--rate", type=float, default=10.0, help="camera rate in Hz for the end-to-end part")
+    node.add_argument(
+        "--calibration", type=Path, metavar="RIG", help="rig file: frames rendered into its cameras, registration timed"
+    )
     node.set_defaults(func=cmd_bench_node)
     frequency = benches.add_parser("frequency", help="GPU: frequency-branch kernel vs cuFFT vs matmul per plane")
     frequency.add_argument("--runs", type=int, default=200, help="timed runs per case (median reported)")
@@ -45,6 +48,14 @@ def register(verbs: Verbs) -> None:
     gpu_network.add_argument("--runs", type=int, default=300, help="timed runs per subset (p50/p99 reported)")
     gpu_network.add_argument("--warmup", type=int, default=30)
     gpu_network.set_defaults(func=cmd_bench_gpu_network)
+    registration = benches.add_parser("registration", help="rig registration per frame vs per-frame recomputation")
+    registration.add_argument("--runs", type=int, default=200, help="timed runs per step (median reported)")
+    registration.add_argument("--warmup", type=int, default=20)
+    registration.set_defaults(func=cmd_bench_registration)
+    transport = benches.add_parser("transport", help="compressed image decode per message vs the raw image")
+    transport.add_argument("--runs", type=int, default=200, help="timed decodes per message (median reported)")
+    transport.add_argument("--warmup", type=int, default=20)
+    transport.set_defaults(func=cmd_bench_transport)
 
 
 def cmd_bench_model(args: argparse.Namespace) -> int:
@@ -59,7 +70,12 @@ def cmd_bench_node(args: argparse.Namespace) -> int:
     from binseg_ros.engines.locate import open_engine_folder
     from binseg_ros.ros.node_bench import run_node_bench
 
-    return run_node_bench(open_engine_folder(args.engine_dir), args.runs, args.count, args.rate)
+    rig = None
+    if args.calibration is not None:
+        from binseg_ros.calibration.files import load_rig
+
+        rig = load_rig(args.calibration)
+    return run_node_bench(open_engine_folder(args.engine_dir), args.runs, args.count, args.rate, rig)
 
 
 def cmd_bench_frequency(args: argparse.Namespace) -> int:
@@ -74,3 +90,16 @@ def cmd_bench_gpu_network(args: argparse.Namespace) -> int:
     from binseg_ros.bench.gpu_network import run_gpu_network_bench
 
     return run_gpu_network_bench(args.checkpoint, args.size, args.runs, args.warmup)
+
+
+def cmd_bench_registration(args: argparse.Namespace) -> int:
+    from binseg_ros.bench.registration import run_registration_bench
+
+    return run_registration_bench(args.runs, args.warmup)
+
+
+def cmd_bench_transport(args: argparse.Namespace) -> int:
+    """Compressed image decode per message against the raw image's."""
+    from binseg_ros.bench.transport import run_transport_bench
+
+    return run_transport_bench(args.runs, args.warmup)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from binseg_ros.cli.args import (
     add_bag_args,
+    bag_rig,
     bag_sync,
     bag_topics,
     bag_truth,
@@ -41,6 +42,8 @@ BAG_FLAGS = (
     "--topics",
     "--gt-topic",
     "--gt-dir",
+    "--gt-tolerance",
+    "--calibration",
     "--slop",
     "--modality-timeout",
 )
@@ -120,6 +123,7 @@ def cmd_evaluate_bag(args: argparse.Namespace) -> int:
         bag_sync(args),
         bag_topics(args),
         keep_predictions=args.save_predictions,
+        rig=bag_rig(args),
     )
     evaluation = evaluator.run(args.bag, bag_truth(args))
     report = write_report(evaluation, args.out, f"Bag evaluation: {args.bag.name}")

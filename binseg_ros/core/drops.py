@@ -31,6 +31,8 @@ class DropReason(str, Enum):
     BAD_STEP = "bad_step"
     BAD_DATA_LENGTH = "bad_data_length"
     THERMAL_NONFINITE = "thermal_nonfinite"
+    CALIBRATION_INCOMPLETE = "calibration_incomplete"  # arrived before every camera_info it needs
+    DECODE_ERROR = "decode_error"  # a compressed image whose format or payload does not decode
     # a frame the synchroniser could not use
     STAMP_NOT_INCREASING = "stamp_not_increasing"
     RESOLUTION_MISMATCH = "resolution_mismatch"

@@ -1,9 +1,10 @@
 """The ROS-free segmentation runtime: messages → synchroniser → latest-wins worker → segmenter.
 
-The node and the bag evaluator hand it image messages (:meth:`SegmentationRuntime.ingest`)
-and publish what it returns; it owns every counter the diagnostics report, so nothing is
-dropped without being counted. With ``threaded=False`` sets are segmented inline in the
-caller's thread, which the bag evaluator uses for deterministic, as-fast-as-possible runs.
+The node and the bag evaluator hand it image messages, raw or compressed
+(:meth:`SegmentationRuntime.ingest`), and publish what it returns; it owns every counter the
+diagnostics report, so nothing is dropped without being counted. With ``threaded=False`` sets
+are segmented inline in the caller's thread, which the bag evaluator uses for deterministic,
+as-fast-as-possible runs.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
+from binseg_ros.core.compressed import CompressedMessage, compressed_to_frame, is_compressed
 from binseg_ros.core.drops import DropReason
 from binseg_ros.core.frame import Arrival, Frame, FrameSet
 from binseg_ros.core.messages import ConversionError, ImageMessage, ThermalUnits, to_frame
-from binseg_ros.core.segmenter import Segmentation, Segmenter
+from binseg_ros.core.segmenter import Register, Segmentation, Segmenter
 from binseg_ros.core.stats import LatencyWindow, RateMeter
 from binseg_ros.core.sync import Health, SyncConfig, Synchronizer
 from binseg_ros.core.worker import LatestWinsWorker
@@ -46,6 +49,7 @@ class RuntimeStatus:
     drops: dict[str, int]
     sanitized: dict[str, int]
     published: dict[str, int]
+    mismatched: dict[str, tuple[tuple[int, int], tuple[int, int]]]  # modality → (expected, got) size, last seen
 
 
 class SegmentationRuntime:
@@ -59,11 +63,14 @@ class SegmentationRuntime:
         thermal: ThermalUnits = ThermalUnits(),
         threaded: bool = True,
     ) -> None:
+        """With a segmenter that registers sets (a calibrated rig), each camera is held to its own
+        image size (see :class:`~binseg_ros.core.sync.Synchronizer`)."""
         self.segmenter = segmenter
         self.sync_config = sync_config
         self.thermal = thermal
         self._publish = publish
-        self.sync = Synchronizer(sync_config, self._on_set)
+        resolutions = segmenter.register.resolutions if segmenter.register is not None else None
+        self.sync = Synchronizer(sync_config, self._on_set, resolutions)
         # Counters are written from the subscription and the inference threads and read by
         # diagnostics; one lock keeps a snapshot from racing a new key being inserted.
         self._counter_lock = threading.Lock()
@@ -78,11 +85,14 @@ class SegmentationRuntime:
         self._worker = LatestWinsWorker(self._process, self._superseded) if threaded else None
 
     # -- inputs ------------------------------------------------------------------------
-    def ingest(self, modality: str, msg: ImageMessage, arrival: Arrival) -> ConversionError | None:
-        """An image message from a subscription or a bag: converted and offered, or counted
-        under its reason and returned for the caller to log."""
+    def ingest(self, modality: str, msg: ImageMessage | CompressedMessage, arrival: Arrival) -> ConversionError | None:
+        """An image message (``sensor_msgs/Image`` or ``CompressedImage``) from a subscription or
+        a bag: converted and offered, or counted under its reason and returned for the caller to log."""
         try:
-            frame, repair = to_frame(modality, msg, arrival, self.thermal)
+            if is_compressed(msg):
+                frame, repair = compressed_to_frame(modality, msg, arrival, self.thermal)
+            else:
+                frame, repair = to_frame(modality, cast(ImageMessage, msg), arrival, self.thermal)
         except ConversionError as exc:
             self.reject(modality, exc.reason)
             return exc
@@ -100,6 +110,12 @@ class SegmentationRuntime:
         """A message that could not become a frame; counted under ``reason``."""
         self._input_rates[modality].tick(time.monotonic())
         self._count(self._drops, reason.value)
+
+    def use_registration(self, register: Register) -> None:
+        """Register every set from now on (a rig calibration completed while running): the
+        synchroniser then holds each camera to the size its calibration gives."""
+        self.sync.expect_resolutions(register.resolutions)
+        self.segmenter.register = register
 
     def note_published(self, output: str) -> None:
         """An optional output (probability, overlay) that was actually sent."""
@@ -140,6 +156,7 @@ class SegmentationRuntime:
             drops=dict(self.sync.drop_counts() + Counter(drops)),
             sanitized=sanitized,
             published=published,
+            mismatched=dict(self.sync.mismatched),
         )
 
     def close(self) -> None:

@@ -1,4 +1,4 @@
-"""One frame set in, mask out: preprocess → backend → postprocess, timed per stage.
+"""One frame set in, mask out: register → preprocess → backend → postprocess, timed per stage.
 
 The node and the bag evaluator both call :class:`Segmenter`, so a frame set gives the
 same mask whichever adapter it came through.
@@ -7,7 +7,9 @@ same mask whichever adapter it came through.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -33,15 +35,35 @@ class Segmentation:
         return self.frameset.subset
 
 
-class Segmenter:
-    """Runs the engine for exactly the subset present in each frame set."""
+class Register(Protocol):
+    """Brings every frame of a set into the reference camera (:class:`~binseg_ros.core.registration.Registration`)."""
 
-    def __init__(self, backend: Backend, input_size: tuple[int, int], threshold: float = DEFAULT_THRESHOLD) -> None:
+    @property
+    def resolutions(self) -> Mapping[str, tuple[int, int]]: ...
+
+    def __call__(self, frameset: FrameSet) -> FrameSet: ...
+
+
+class Segmenter:
+    """Runs the engine for exactly the subset present in each frame set.
+
+    With ``register`` (a calibrated rig), the set is first registered into the reference
+    camera, so the mask is in the reference camera's geometry whichever modality anchored it.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        input_size: tuple[int, int],
+        threshold: float = DEFAULT_THRESHOLD,
+        register: Register | None = None,
+    ) -> None:
         if not 0.0 <= threshold <= 1.0:
             raise ConfigError(f"threshold must be within [0, 1], got {threshold}")
         self.backend = backend
         self.input_size = input_size
         self.threshold = threshold
+        self.register = register
 
     def warm_up(self, subset: Subset) -> None:
         """Run the subset's engine once on zeros, so its first real frame is not slowed by
@@ -52,6 +74,9 @@ class Segmenter:
 
     def __call__(self, frameset: FrameSet) -> Segmentation:
         start = time.perf_counter()
+        if self.register is not None:
+            frameset = self.register(frameset)
+        registered = time.perf_counter()
         inputs = prepare_inputs(frameset.subset, frameset.frames, self.input_size)
         prepared = time.perf_counter()
         probability = self.backend.run(inputs)
@@ -59,5 +84,10 @@ class Segmenter:
         full = upscale(probability, frameset.anchor.resolution)
         mask = to_mask(full, self.threshold)
         done = time.perf_counter()
-        timings = {"preprocess": prepared - start, "inference": inferred - prepared, "postprocess": done - inferred}
+        timings = {
+            "register": registered - start,
+            "preprocess": prepared - registered,
+            "inference": inferred - prepared,
+            "postprocess": done - inferred,
+        }
         return Segmentation(frameset, full, mask, timings)

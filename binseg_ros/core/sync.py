@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -92,8 +92,18 @@ class _Channel:
 class Synchronizer:
     """Thread-safe: ``push`` from subscription callbacks, ``poll`` from a timer."""
 
-    def __init__(self, config: SyncConfig, emit: Callable[[FrameSet], None]) -> None:
+    def __init__(
+        self,
+        config: SyncConfig,
+        emit: Callable[[FrameSet], None],
+        resolutions: Mapping[str, tuple[int, int]] | None = None,
+    ) -> None:
+        """``resolutions``: the (height, width) each modality's camera publishes, when a rig
+        calibration says so (its images are registered after sync); without it, every frame
+        must have the size of the highest-priority alive modality (inputs already registered)."""
         self.config = config
+        self._resolutions = dict(resolutions) if resolutions is not None else None
+        self.mismatched: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {}  # modality → (expected, got), last
         self._emit = emit
         self._lock = threading.Lock()
         self._channels = {m: _Channel() for m in MODALITIES}
@@ -171,10 +181,20 @@ class Synchronizer:
     def _reject_reason(self, frame: Frame, channel: _Channel) -> DropReason | None:
         if channel.last_stamp is not None and frame.stamp_ns <= channel.last_stamp:
             return DropReason.STAMP_NOT_INCREASING
-        reference = self._reference_resolution(frame.modality, frame.arrival.clock_ns)
+        if self._resolutions is not None:
+            reference: tuple[int, int] | None = self._resolutions[frame.modality]
+        else:
+            reference = self._reference_resolution(frame.modality, frame.arrival.clock_ns)
         if reference is not None and frame.resolution != reference:
+            self.mismatched[frame.modality] = (reference, frame.resolution)
             return DropReason.RESOLUTION_MISMATCH
         return None
+
+    def expect_resolutions(self, resolutions: Mapping[str, tuple[int, int]]) -> None:
+        """From now on, hold each camera to its own size (a calibration that became complete)."""
+        with self._lock:
+            self._resolutions = dict(resolutions)
+            self.mismatched.clear()
 
     def _reference_resolution(self, modality: str, now: int) -> tuple[int, int] | None:
         """Resolution set by the highest-priority alive modality above ``modality``, if any."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -79,3 +79,19 @@ def _overall(status: RuntimeStatus, subscribed: Subset) -> tuple[bytes, str]:
     if missing:
         return DiagnosticStatus.WARN, f"fallback to {subset_name(status.active)} ({subset_name(missing)} stale)"
     return DiagnosticStatus.OK, f"running on {subset_name(status.active)}"
+
+
+def calibration_status(node_name: str, source: str, missing: Sequence[str], status: RuntimeStatus) -> DiagnosticStatus:
+    """The rig calibration: ERROR while a camera_info the node needs has not arrived (it
+    publishes nothing then) or while a camera's images contradict its calibration, else OK."""
+    mismatch = [
+        f"{m} images are {got[1]}x{got[0]}, its calibration says {want[1]}x{want[0]}"
+        for m, (want, got) in sorted(status.mismatched.items())
+    ]
+    if missing:
+        level, message = DiagnosticStatus.ERROR, f"calibration incomplete: waiting for {', '.join(missing)}"
+    elif mismatch:
+        level, message = DiagnosticStatus.ERROR, "; ".join(mismatch)
+    else:
+        level, message = DiagnosticStatus.OK, f"registered into the reference camera ({source})"
+    return DiagnosticStatus(level=level, name=f"{node_name}: calibration", message=message, hardware_id=source)

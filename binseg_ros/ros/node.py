@@ -1,6 +1,7 @@
 """``segment_node``: RGB / depth / thermal images in, masks and diagnostics out.
 
-A thin adapter: messages go into the ROS-free
+A thin adapter: messages (``sensor_msgs/Image``, or ``CompressedImage`` with a modality's
+``transport`` parameter set to ``compressed`` / ``compressedDepth``) go into the ROS-free
 :class:`~binseg_ros.core.runtime.SegmentationRuntime`, which decodes and synchronises them and
 runs inference on its own thread, and results become messages again.
 """
@@ -15,19 +16,24 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
+from rclpy.subscription import Subscription
+from sensor_msgs.msg import CompressedImage, Image
 
 from binseg_ros.backends.factory import create_backend, resolve
+from binseg_ros.core.compressed import transport_topic
+from binseg_ros.core.drops import DropReason
 from binseg_ros.core.frame import Arrival
 from binseg_ros.core.postprocess import overlay
+from binseg_ros.core.registration import Registration
 from binseg_ros.core.runtime import SegmentationRuntime
 from binseg_ros.core.segmenter import Segmentation, Segmenter
 from binseg_ros.engines.locate import open_engine_folder
 from binseg_ros.errors import BinsegError
 from binseg_ros.modalities import all_subsets, image_topic
+from binseg_ros.ros.calibration_source import CalibrationSource
 from binseg_ros.ros.conversions import header, to_image
-from binseg_ros.ros.diagnostics import build_diagnostics
-from binseg_ros.ros.params import declare_settings
+from binseg_ros.ros.diagnostics import build_diagnostics, calibration_status
+from binseg_ros.ros.params import NodeSettings, declare_settings
 
 POLL_PERIOD = 0.02  # s: how often a silent sensor's timeout is checked
 OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)  # reaches best-effort subscribers too
@@ -42,16 +48,16 @@ class SegmentNode(Node):
             s.backend, manifest, s.frequency_form, s.device, precision=s.precision, plugin_library=s.plugin_library
         )
         self.backend_name = resolve(s.backend)
-        segmenter = Segmenter(backend, manifest.input_size, s.threshold)
+        self.calibration = CalibrationSource(
+            self, s.calibration_file, s.camera_info_source, s.modalities, self._calibrated
+        )
+        segmenter = Segmenter(backend, manifest.input_size, s.threshold, self.calibration.registration())
         for subset in all_subsets():  # every engine a fallback may need, before the first frame
             if set(subset) <= set(s.modalities):
                 segmenter.warm_up(subset)
         self.runtime = SegmentationRuntime(segmenter, s.sync_config(), self._publish, s.thermal_units())
 
-        self._image_subs = {
-            m: self.create_subscription(Image, image_topic(m), partial(self._on_image, m), s.input_qos())
-            for m in s.modalities
-        }
+        self._image_subs = {m: self._subscribe(m, s) for m in s.modalities}
         self._mask_pub = self.create_publisher(Image, "~/mask", OUTPUT_QOS)
         self._probability_pub = self.create_publisher(Image, "~/probability", OUTPUT_QOS)
         self._overlay_pub = self.create_publisher(Image, "~/overlay", OUTPUT_QOS)
@@ -63,13 +69,30 @@ class SegmentNode(Node):
             f"on {self.backend_name}; subscribed to {', '.join(self.topics().values())}"
         )
 
+    def _subscribe(self, modality: str, settings: NodeSettings) -> Subscription:
+        """``<modality>/image`` (raw), or the ``/compressed`` or ``/compressedDepth`` topic of that
+        name after remapping, as an image_transport subscriber resolves it."""
+        transport = settings.transport(modality)
+        callback = partial(self._on_image, modality)
+        if transport == "raw":
+            return self.create_subscription(Image, image_topic(modality), callback, settings.input_qos())
+        topic = transport_topic(self.resolve_topic_name(image_topic(modality)), transport)
+        return self.create_subscription(CompressedImage, topic, callback, settings.input_qos())
+
     def topics(self) -> dict[str, str]:
         return {m: sub.topic_name for m, sub in self._image_subs.items()}
 
     def _now(self) -> int:
         return int(self.get_clock().now().nanoseconds)
 
-    def _on_image(self, modality: str, msg: Image) -> None:
+    def _calibrated(self, registration: Registration) -> None:
+        """Every camera_info arrived: register from now on."""
+        self.runtime.use_registration(registration)
+
+    def _on_image(self, modality: str, msg: Image | CompressedImage) -> None:
+        if not self.calibration.complete:  # the rig's intrinsics are not all known yet: count, publish nothing
+            self.runtime.reject(modality, DropReason.CALIBRATION_INCOMPLETE)
+            return
         error = self.runtime.ingest(modality, msg, Arrival(self._now()))
         if error is not None:
             self.get_logger().warning(f"dropped {modality} image: {error}", throttle_duration_sec=5.0)
@@ -93,16 +116,15 @@ class SegmentNode(Node):
 
     def _publish_diagnostics(self) -> None:
         status = self.runtime.status(self._now())
-        self._diagnostics_pub.publish(
-            build_diagnostics(
-                status,
-                self.get_fully_qualified_name(),
-                self.get_clock().now().to_msg(),
-                self.settings.modalities,
-                self.topics(),
-                self.backend_name,
-            )
+        name = self.get_fully_qualified_name()
+        array = build_diagnostics(
+            status, name, self.get_clock().now().to_msg(), self.settings.modalities, self.topics(), self.backend_name
         )
+        if self.settings.calibration_file:
+            array.status.append(
+                calibration_status(name, self.calibration.description, self.calibration.missing, status)
+            )
+        self._diagnostics_pub.publish(array)
 
     def close(self) -> None:
         self.runtime.close()

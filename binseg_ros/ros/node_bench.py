@@ -15,15 +15,19 @@ import signal
 import statistics
 import subprocess
 import sys
+from collections.abc import Callable
 
 import numpy as np
 
 from binseg_ros.backends.onnxruntime import OnnxRuntimeBackend
+from binseg_ros.bags.rig_render import render_into_rig
 from binseg_ros.bench.timing import median_ms
-from binseg_ros.core.frame import Arrival, Frame
+from binseg_ros.calibration.model import Rig
+from binseg_ros.core.frame import Arrival, Frame, FrameSet
 from binseg_ros.core.messages import to_frame
 from binseg_ros.core.postprocess import to_mask, upscale
 from binseg_ros.core.preprocess import prepare_images, prepare_inputs
+from binseg_ros.core.registration import Registration
 from binseg_ros.core.sync import SyncConfig, Synchronizer
 from binseg_ros.datasets import CAMERA_ENCODING, SAMPLE, camera_frames, list_ids, load_frame
 from binseg_ros.engines.manifest import Manifest
@@ -37,8 +41,14 @@ def _percentiles(values: list[float]) -> tuple[float, float]:
     return statistics.median(values), statistics.quantiles(values, n=20)[18]
 
 
-def overhead(manifest: Manifest, runs: int) -> dict[str, float]:
-    """Median ms per frame of each non-inference stage, on real messages."""
+def published(index: str, rig: Rig | None) -> dict[str, np.ndarray]:
+    """The sample frame ``index`` as camera drivers publish it: as is (registered 640x480), or rendered into ``rig``."""
+    frame = load_frame(SAMPLE, index)
+    return camera_frames(frame if rig is None else render_into_rig(frame, rig))
+
+
+def overhead(manifest: Manifest, runs: int, rig: Rig | None = None) -> dict[str, float]:
+    """Median ms per frame of each non-inference stage, on real messages (in ``rig``'s cameras if given)."""
     import rclpy
     from rclpy.node import Node
     from sensor_msgs.msg import Image
@@ -46,30 +56,39 @@ def overhead(manifest: Manifest, runs: int) -> dict[str, float]:
 
     from binseg_ros.ros.conversions import to_image
 
-    frame = camera_frames(load_frame(SAMPLE, list_ids(SAMPLE)[0]))
+    frame = published(list_ids(SAMPLE)[0], rig)
     header = Header(frame_id="camera")
     messages = {m: to_image(frame[m], CAMERA_ENCODING[m], header) for m in frame}
     converted = {m: to_frame(m, messages[m], Arrival(0))[0] for m in messages}
     rclpy.init()
     node = Node("binseg_bench_overhead")
     publisher = node.create_publisher(Image, "bench_mask", 5)
-    sets: list[object] = []
+    sets: list[FrameSet] = []
     clock = iter(range(10**9))
+
+    registration = Registration(rig) if rig is not None else None
 
     def synchronise() -> None:
         """One full set through a fresh synchroniser, at a new time so no frame is a duplicate."""
-        sync = Synchronizer(SyncConfig(), sets.append)
+        sync = Synchronizer(SyncConfig(), sets.append, registration.resolutions if registration else None)
         t = next(clock) * 100_000_000
         for m, frame in converted.items():
-            sync.push(Frame(m, t, Arrival(t), frame.data, scale=frame.scale))
+            sync.push(Frame(m, t, Arrival(t), frame.data, scale=frame.scale, offset=frame.offset))
 
-    probability = OnnxRuntimeBackend(manifest).run(prepare_inputs(Subset(MODALITIES), converted, manifest.input_size))
-    mask = to_mask(upscale(probability, (480, 640)), 0.5)
-    stages = {
+    synchronise()
+    registered = registration(sets[-1]).frames if registration else converted
+    probability = OnnxRuntimeBackend(manifest).run(prepare_inputs(Subset(MODALITIES), registered, manifest.input_size))
+    size = rig.reference_info.resolution if rig is not None else (480, 640)
+    mask = to_mask(upscale(probability, size), 0.5)
+    stages: dict[str, Callable[[], object]] = {
         "conversion (3 msgs)": lambda: [to_frame(m, messages[m], Arrival(0)) for m in messages],
         "sync (3 frames)": synchronise,
-        "preprocess (resize 3)": lambda: prepare_inputs(Subset(MODALITIES), converted, manifest.input_size),
-        "postprocess (upscale+threshold)": lambda: to_mask(upscale(probability, (480, 640)), 0.5),
+    }
+    if registration is not None:
+        stages["register (rig)"] = lambda: registration(sets[0])
+    stages |= {
+        "preprocess (resize 3)": lambda: prepare_inputs(Subset(MODALITIES), registered, manifest.input_size),
+        "postprocess (upscale+threshold)": lambda: to_mask(upscale(probability, size), 0.5),
         "publish mask (to_image+publish)": lambda: publisher.publish(to_image(mask, "mono8", header)),
     }
     try:
@@ -80,7 +99,7 @@ def overhead(manifest: Manifest, runs: int) -> dict[str, float]:
 
 
 def end_to_end(
-    command: list[str], env: dict[str, str], count: int, rate: float
+    command: list[str], env: dict[str, str], count: int, rate: float, rig: Rig | None = None
 ) -> tuple[list[float], int, dict[str, object] | None]:
     """Latencies (ms), sets sent, and the node's last own diagnostics (if it publishes any).
 
@@ -90,7 +109,7 @@ def end_to_end(
 
     from binseg_ros.ros.player import FramePlayer
 
-    frames = [camera_frames(load_frame(SAMPLE, i)) for i in list_ids(SAMPLE)]
+    frames = [published(i, rig) for i in list_ids(SAMPLE)]
     process = subprocess.Popen(command, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     rclpy.init()
     player = FramePlayer()
@@ -108,8 +127,19 @@ def end_to_end(
         process.wait(10)
 
 
-def run_node_bench(manifest: Manifest, runs: int, count: int, rate: float) -> int:
+def _cameras(rig: Rig | None) -> str:
+    if rig is None:
+        return "640x480 camera frames"
+    sizes = ", ".join(f"{m} {w}x{h}" for m in MODALITIES for h, w in [rig.resolution(m)])
+    return f"frames rendered into {rig.source} ({sizes})"
+
+
+def run_node_bench(manifest: Manifest, runs: int, count: int, rate: float, rig: Rig | None = None) -> int:
     """``binseg bench node``: prints the overhead table and the end-to-end comparison; returns 0.
+
+    With ``rig``, the cameras publish the sample rendered into the rig's cameras, the overhead
+    includes registration, and segment_node runs with the rig file as ``calibration_file`` (the
+    naive node resizes the unregistered images, as it would).
 
     A node that does not come up raises :class:`binseg_ros.errors.NodeError` (from the player's wait).
     """
@@ -119,9 +149,9 @@ def run_node_bench(manifest: Manifest, runs: int, count: int, rate: float) -> in
     env = use_local_ros_environment()  # before rclpy.init(): the players must find both nodes on this host
     print(
         f"model {manifest.model} ({manifest.version}) at {manifest.input_size[0]}x{manifest.input_size[1]}, "
-        f"ONNX Runtime CPU; 640x480 camera frames; median of {runs} runs"
+        f"ONNX Runtime CPU; {_cameras(rig)}; median of {runs} runs"
     )
-    stages = overhead(manifest, runs)
+    stages = overhead(manifest, runs, rig)
     backend = OnnxRuntimeBackend(manifest)
     inputs = prepare_images(
         {m: np.zeros((480, 640, 3) if m == "rgb" else (480, 640), np.float32) for m in MODALITIES}, manifest.input_size
@@ -134,8 +164,11 @@ def run_node_bench(manifest: Manifest, runs: int, count: int, rate: float) -> in
     print(f"| inference (rgb+depth+thermal, for scale) | {inference:.2f} |")
 
     ours = [sys.executable, "-m", "binseg_ros.ros.node", "--ros-args", "-p", f"engine_dir:={engine_dir}"]
+    if rig is not None:
+        ours += ["-p", f"calibration_file:={rig.source}"]
     naive = [sys.executable, "-m", "binseg_ros.ros.naive_node", str(engine_dir)]
-    results = {name: end_to_end(cmd, env, count, rate) for name, cmd in (("segment_node", ours), ("naive", naive))}
+    commands = (("segment_node", ours), ("naive", naive))
+    results = {name: end_to_end(cmd, env, count, rate, rig) for name, cmd in commands}
     print(f"\nend to end at {rate:g} Hz, {count} sets (mask received - RGB published, player side):")
     print("| node | masks / sets | p50 ms | p95 ms |\n|---|---:|---:|---:|")
     for name, (latencies, sent, _) in results.items():

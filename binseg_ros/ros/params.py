@@ -22,13 +22,14 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from binseg_ros.backends.factory import BACKEND_NAMES
+from binseg_ros.core.compressed import TRANSPORTS
 from binseg_ros.core.messages import ThermalUnits
 from binseg_ros.core.postprocess import DEFAULT_THRESHOLD
 from binseg_ros.core.sync import SyncConfig
 from binseg_ros.engines.tensorrt.rules import PRECISIONS
 from binseg_ros.errors import ConfigError, ModalityError
 from binseg_ros.forms import PORTABLE_FORMS
-from binseg_ros.modalities import NO_SUBSET, Subset, parse_subset
+from binseg_ros.modalities import MODALITIES, NO_SUBSET, Subset, parse_subset
 
 Check = Callable[[Any], "str | None"]
 FOREVER = 86_400.0  # s: the top of the time ranges (a day)
@@ -111,6 +112,26 @@ PARAMS: tuple[ParamSpec, ...] = (
         low=1,
         high=MANY,
     ),
+    *(
+        ParamSpec(
+            f"{modality}.transport",
+            "raw",
+            f"image_transport of the {modality} input: {modality}/image, or its /compressed or /compressedDepth topic",
+            TRANSPORTS if modality != "rgb" else TRANSPORTS[:2],  # compressedDepth carries no colour
+        )
+        for modality in MODALITIES
+    ),
+    ParamSpec(
+        "calibration_file",
+        "",
+        "rig file registering depth and thermal into the reference camera; empty = inputs already registered",
+    ),
+    ParamSpec(
+        "camera_info_source",
+        "file",
+        "intrinsics from the rig's camera_info files, or from <modality>/camera_info topics",
+        ("file", "topics"),
+    ),
     ParamSpec("qos.reliability", "best_effort", "input QoS reliability", ("best_effort", "reliable")),
     ParamSpec("qos.depth", 5, "input QoS history depth", low=1, high=MANY),
     ParamSpec("publish_probability", True, "publish ~/probability (32FC1) while it has subscribers"),
@@ -144,6 +165,11 @@ class NodeSettings:
     modality_timeout: float
     readmit_frames: int
     buffer_size: int
+    rgb_transport: str
+    depth_transport: str
+    thermal_transport: str
+    calibration_file: str
+    camera_info_source: str
     qos_reliability: str
     qos_depth: int
     publish_probability: bool
@@ -156,6 +182,10 @@ class NodeSettings:
         return SyncConfig(
             self.slop, self.modality_timeout, self.readmit_frames, self.buffer_size, self.required_modalities
         )
+
+    def transport(self, modality: str) -> str:
+        """raw | compressed | compressedDepth: which topic and message type ``modality`` arrives on."""
+        return str(getattr(self, f"{modality}_transport"))
 
     def thermal_units(self) -> ThermalUnits:
         return ThermalUnits(self.thermal_gain, self.thermal_offset)

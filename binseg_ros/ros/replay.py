@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, cast
 import numpy as np
 import rclpy
 
+from binseg_ros.bags.io import COMPRESSED_IMAGE, bag_topics
 from binseg_ros.bags.replay_report import ReplayComparison, ReplaySummary, write_replay_report
+from binseg_ros.core.compressed import split_transport_topic
 from binseg_ros.core.sync import SyncConfig
 from binseg_ros.errors import BagError, NodeError
 from binseg_ros.metrics import FrameScore, score_frame
@@ -47,19 +49,22 @@ class ReplayOptions:
     rate: float = 1.0
     node_running: bool = False  # talk to a segment_node the user started, instead of starting one
     node_name: str = "segment_node"
+    calibration: Path | None = None  # rig file: the offline run and the node register with it
 
 
 def run_replay(options: ReplayOptions, truth: GroundTruth) -> Path:
     """``binseg replay``: offline evaluation, live replay through segment_node, comparison; returns replay.md."""
     from binseg_ros.bags.evaluate import BagEvaluator
     from binseg_ros.bags.report import write_report
+    from binseg_ros.calibration.files import load_rig
     from binseg_ros.engines.locate import open_engine_folder
 
     manifest = open_engine_folder(options.engine_dir)
     out_bag = options.out / "recorded"
     if out_bag.exists():
         raise BagError(f"{out_bag} exists; choose a new --out")
-    evaluator = BagEvaluator.for_engines(manifest, options.backend, options.form, options.sync, options.topics)
+    rig = load_rig(options.calibration) if options.calibration is not None else None
+    evaluator = BagEvaluator.for_engines(manifest, options.backend, options.form, options.sync, options.topics, rig=rig)
     offline = evaluator.run(options.bag, truth)
     write_report(offline, options.out / "offline", f"Offline evaluation: {options.bag.name}")
     # Our own node: it and the player stay on this host. A node the user runs: their environment reaches it.
@@ -72,16 +77,37 @@ def run_replay(options: ReplayOptions, truth: GroundTruth) -> Path:
 
 def _start_node(options: ReplayOptions, manifest: Manifest, env: dict[str, str]) -> NodeProcess:
     """segment_node on sim time, subscribed to the bag's topics, with the offline run's settings."""
+    remaps, transports = _node_inputs(options.topics, bag_topics(options.bag))
+    calibration = {"calibration_file": options.calibration.resolve()} if options.calibration is not None else {}
     return NodeProcess(
         manifest.root,
         env,
-        remaps={image_topic(m): t for m, t in options.topics.items()},
+        remaps=remaps,
+        **transports,
+        **calibration,
         use_sim_time=True,
         backend=options.backend,
         frequency_form=options.form,
         slop=options.sync.slop,
         modality_timeout=options.sync.modality_timeout,
     )
+
+
+def _node_inputs(topics: dict[str, str], types: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """(remaps, ``<modality>.transport`` parameters) that make the node subscribe to the bag's topics.
+
+    A ``CompressedImage`` topic must be named as image_transport names it (``<base>/compressed``
+    or ``<base>/compressedDepth``): the node subscribes to ``<base>`` remapped, plus the suffix.
+    """
+    remaps, transports = {}, {}
+    for modality, topic in topics.items():
+        base, transport = split_transport_topic(topic) if types.get(topic) == COMPRESSED_IMAGE else (topic, "raw")
+        if types.get(topic) == COMPRESSED_IMAGE and transport == "raw":
+            raise BagError(f"{topic} holds CompressedImage but is not named <topic>/compressed or /compressedDepth")
+        remaps[image_topic(modality)] = base
+        if transport != "raw":
+            transports[f"{modality}.transport"] = transport
+    return remaps, transports
 
 
 def _replay_live(options: ReplayOptions, out_bag: Path, node: NodeProcess | None) -> ReplayResult:

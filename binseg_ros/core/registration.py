@@ -101,20 +101,23 @@ def fill_gaps(depth: np.ndarray, radius: int, jump_ratio: float) -> np.ndarray:
 
 
 def _unseen(map_x: np.ndarray, map_y: np.ndarray, source: tuple[int, int]) -> np.ndarray:
-    """Reference pixels whose sample lies outside the source image (or nowhere: NaN)."""
+    """Flat indices of the reference pixels whose sample lies outside the source image (or nowhere: NaN)."""
     height, width = source
     inside = (map_x >= 0) & (map_x <= width - 1) & (map_y >= 0) & (map_y <= height - 1)
-    return ~inside
+    return np.flatnonzero(~inside)
 
 
 def _neutral_fill(image: np.ndarray, unseen: np.ndarray) -> np.ndarray:
-    """Pixels a non-depth camera does not see take the mean of those it sees.
+    """Pixels a non-depth camera does not see (flat indices ``unseen``) take the mean of those it sees.
 
     0 would be an extreme value to the network's per-frame thermal standardisation (a cold
     object filling the edge of the view); the mean leaves the frame's mean unchanged.
     """
-    if unseen.any() and not unseen.all():
-        image[unseen] = image[~unseen].mean()
+    seen = image.size - unseen.size
+    if unseen.size and seen:
+        flat = image.reshape(-1)
+        total = float(flat.sum(dtype=np.float64)) - float(flat[unseen].sum(dtype=np.float64))
+        flat[unseen] = total / seen
     return image
 
 

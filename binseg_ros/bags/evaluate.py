@@ -147,7 +147,7 @@ class BagEvaluator:
         self.topics = dict(topics or DEFAULT_TOPICS)
         self.thermal = thermal
         self.threshold = threshold
-        self.registration = Registration(rig) if rig is not None else None
+        self.registration = Registration(rig, output_size=input_size) if rig is not None else None
 
     @classmethod
     def for_engines(

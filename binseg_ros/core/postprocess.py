@@ -30,6 +30,8 @@ def overlay(background: np.ndarray, mask: np.ndarray) -> np.ndarray:
     Single-channel backgrounds (depth or thermal when RGB is gone) are stretched to 0..255
     over their finite values so the overlay stays readable whatever the units.
     """
+    if background.shape[:2] != mask.shape:  # a registered frame at the network's size, under a full-size mask
+        background = cv2.resize(background, (mask.shape[1], mask.shape[0]), interpolation=cv2.INTER_NEAREST)
     if background.ndim == 2:
         values = np.nan_to_num(background.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
         gray = cv2.normalize(values, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)  # type: ignore[call-overload]

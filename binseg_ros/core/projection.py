@@ -17,6 +17,8 @@ rectification) is not applied: transforms refer to the cameras' own optical fram
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 
@@ -205,3 +207,20 @@ def fixed_point_maps(map_x: np.ndarray, map_y: np.ndarray, nearest: bool) -> tup
     if nearest:
         return cv2.convertMaps(map_x, map_y, cv2.CV_16SC2, nninterpolation=True)[0], np.empty((0, 0), np.uint16)
     return cv2.convertMaps(map_x, map_y, cv2.CV_16SC2)
+
+
+def pixel_scaling(size: tuple[int, int], new_size: tuple[int, int]) -> np.ndarray:
+    """3x3: a pixel of an image of ``size`` → the same point in that image resized to ``new_size``
+    (pixel centres kept: u' = (u + 0.5)·sx − 0.5, as ``cv2.resize`` samples)."""
+    sy, sx = new_size[0] / size[0], new_size[1] / size[1]
+    return np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
+
+
+def scaled_camera(info: CameraInfo, size: tuple[int, int]) -> CameraInfo:
+    """The same camera producing images of ``size`` (height, width): intrinsics scaled, the
+    distortion (which acts on normalised coordinates) unchanged."""
+    if size == info.resolution:
+        return info
+    scale = pixel_scaling(info.resolution, size)
+    P = None if info.P is None else scale @ info.P
+    return replace(info, width=size[1], height=size[0], K=scale @ info.K, P=P)

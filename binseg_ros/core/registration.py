@@ -43,7 +43,7 @@ import numpy as np
 
 from binseg_ros.calibration.model import CameraMount, Rig
 from binseg_ros.core.frame import Frame, FrameSet
-from binseg_ros.core.projection import RayCast, fixed_point_maps, homography_maps
+from binseg_ros.core.projection import RayCast, fixed_point_maps, homography_maps, pixel_scaling, scaled_camera
 from binseg_ros.errors import ConfigError, InputError
 from binseg_ros.modalities import MODALITIES
 
@@ -187,8 +187,17 @@ class Registration:
     """
 
     def __init__(
-        self, rig: Rig, plane_distance_m: float = 2.0, fill_radius_px: int = 2, depth_jump_ratio: float = 0.05
+        self,
+        rig: Rig,
+        plane_distance_m: float = 2.0,
+        fill_radius_px: int = 2,
+        depth_jump_ratio: float = 0.05,
+        output_size: tuple[int, int] | None = None,
     ) -> None:
+        """``output_size``: register into the reference camera scaled to this (height, width),
+        e.g. the network's input size, which preprocessing would resize to anyway: a quarter of
+        the pixels to splat, fill and remap at 240×320. The reference camera's own frames pass
+        through at full size, and masks are still made at the reference resolution."""
         if not plane_distance_m > 0:
             raise ConfigError(f"registration plane_distance_m must be > 0, got {plane_distance_m}")
         if fill_radius_px < 0 or not 0 < depth_jump_ratio < 1:
@@ -197,7 +206,9 @@ class Registration:
                 f"got {fill_radius_px} and {depth_jump_ratio}"
             )
         self.rig = rig
-        self.size = rig.reference_info.resolution
+        self.reference_size = rig.reference_info.resolution  # where masks are made
+        self.size = output_size or self.reference_size  # where registered frames land
+        self._reference = scaled_camera(rig.reference_info, self.size)
         self._steps: dict[str, Step] = {}
         for modality, mount in rig.cameras.items():
             if modality != rig.reference and not mount.registered:
@@ -209,9 +220,10 @@ class Registration:
         return {modality: self.rig.resolution(modality) for modality in MODALITIES}
 
     def _step(self, mount: CameraMount, plane_m: float, radius: int, ratio: float) -> Step:
-        reference = self.rig.reference_info
+        reference = self._reference
         if mount.homography is not None:
-            inverse = np.linalg.inv(np.asarray(mount.homography, dtype=np.float64))
+            to_output = pixel_scaling(self.rig.reference_info.resolution, self.size)
+            inverse = np.linalg.inv(to_output @ np.asarray(mount.homography, dtype=np.float64))
             return _Remap(*homography_maps(inverse, self.size), mount.modality == DEPTH, mount.info.resolution)
         T = np.asarray(mount.T_reference_camera, dtype=np.float64)
         if mount.modality == DEPTH:

@@ -41,6 +41,9 @@ class Register(Protocol):
     @property
     def resolutions(self) -> Mapping[str, tuple[int, int]]: ...
 
+    @property
+    def reference_size(self) -> tuple[int, int]: ...
+
     def __call__(self, frameset: FrameSet) -> FrameSet: ...
 
 
@@ -81,7 +84,9 @@ class Segmenter:
         prepared = time.perf_counter()
         probability = self.backend.run(inputs)
         inferred = time.perf_counter()
-        full = upscale(probability, frameset.anchor.resolution)
+        # With a rig, masks are in the reference camera at its resolution, whoever anchored the set.
+        size = self.register.reference_size if self.register is not None else frameset.anchor.resolution
+        full = upscale(probability, size)
         mask = to_mask(full, self.threshold)
         done = time.perf_counter()
         timings = {

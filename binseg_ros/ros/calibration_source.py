@@ -38,8 +38,10 @@ class CalibrationSource:
 
     def __init__(
         self, node: Node, calibration_file: str, source: str, modalities: tuple[str, ...],
-        on_complete: Callable[[Registration], None],
+        on_complete: Callable[[Registration], None], output_size: tuple[int, int] | None = None,
     ) -> None:  # fmt: skip
+        """``output_size``: where registered frames land (the network's input size)."""
+        self._output_size = output_size
         self.description = "none (inputs registered)" if not calibration_file else f"{calibration_file}, {source}"
         self._rig: Rig | None = load_rig(calibration_file) if calibration_file else None
         self._on_complete = on_complete
@@ -55,7 +57,9 @@ class CalibrationSource:
 
     def registration(self) -> Registration | None:
         """The registration to start with: the file's, when the file is the whole calibration."""
-        return Registration(self._rig) if self._rig is not None and not self._subscriptions else None
+        if self._rig is None or self._subscriptions:
+            return None
+        return Registration(self._rig, output_size=self._output_size)
 
     @property
     def missing(self) -> list[str]:
@@ -74,7 +78,7 @@ class CalibrationSource:
             self._infos[modality] = camera_info_from_message(msg, topic)
             if self.complete:
                 rig = _with_intrinsics(self._rig, self._infos)
-                self._on_complete(Registration(rig))
+                self._on_complete(Registration(rig, output_size=self._output_size))
                 self._node.get_logger().info(f"calibration complete: intrinsics from {len(self._infos)} topic(s)")
         except CalibrationError as error:
             self._infos.pop(modality, None)

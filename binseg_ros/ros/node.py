@@ -49,7 +49,7 @@ class SegmentNode(Node):
         )
         self.backend_name = resolve(s.backend)
         self.calibration = CalibrationSource(
-            self, s.calibration_file, s.camera_info_source, s.modalities, self._calibrated
+            self, s.calibration_file, s.camera_info_source, s.modalities, self._calibrated, manifest.input_size
         )
         segmenter = Segmenter(backend, manifest.input_size, s.threshold, self.calibration.registration())
         for subset in all_subsets():  # every engine a fallback may need, before the first frame

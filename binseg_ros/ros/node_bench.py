@@ -66,7 +66,7 @@ def overhead(manifest: Manifest, runs: int, rig: Rig | None = None) -> dict[str,
     sets: list[FrameSet] = []
     clock = iter(range(10**9))
 
-    registration = Registration(rig) if rig is not None else None
+    registration = Registration(rig, output_size=manifest.input_size) if rig is not None else None
 
     def synchronise() -> None:
         """One full set through a fresh synchroniser, at a new time so no frame is a duplicate."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from bisect import bisect_left
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -74,12 +75,8 @@ class GroundTruth:
         packed: dict[int, tuple[np.ndarray, tuple[int, int]]] = {}
         skipped = 0
         for message in read_messages(bag, [topic]):
-            if message.msg is None or message.msg.encoding != "mono8":
-                skipped += 1
-                continue
-            try:
-                mask = image_view(message.msg) > 127
-            except ConversionError:
+            mask = _mono8_mask(message.msg)
+            if mask is None:
                 skipped += 1
                 continue
             packed[stamp_ns(message.msg.header)] = (np.packbits(mask), mask.shape)
@@ -96,3 +93,13 @@ class GroundTruth:
             raise BagError(f"ground-truth folder {folder} does not exist")
         files = {int(p.stem): p for p in folder.glob("*.png") if p.stem.isdigit()}
         return cls({}, files, f"folder {folder}", tolerance_ns)
+
+
+def _mono8_mask(msg: Any) -> np.ndarray | None:
+    """A label message as a boolean mask (> 127), or None when it is not a readable mono8 image."""
+    if msg is None or msg.encoding != "mono8":
+        return None
+    try:
+        return image_view(msg) > 127
+    except ConversionError:
+        return None

@@ -1,40 +1,51 @@
 #!/usr/bin/env bash
-# The GPU checks in one command: the GPU tests, then `binseg bench frequency` and `bench gpu-network`.
+# The GPU checks in one command: the GPU tests, then the GPU benches
+# (`binseg bench frequency`, `gpu-network` at 480x640 and 240x320, `gpu-pipeline`).
 #
-#   bash bench/run_gpu.sh        # from the repo root, on a machine with an NVIDIA GPU; a few minutes
+#   bash bench/run_gpu.sh        # from the repo root, on a machine with an NVIDIA GPU; about 5 minutes
 #
 # Uses the machine's own python3 (torch with CUDA, nvcc on PATH); the repo need not be
-# installed. Writes env.txt, pytest.txt, bench_frequency.md and bench_gpu_network.md into
-# $OUT (default build/gpu_out). Exits non-zero if any step failed; every step still runs.
+# installed. Writes env.txt, pytest.txt and one bench_*.md per bench into $OUT (default
+# build/gpu_out). Exits non-zero if any step failed; every step still runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-$PWD/build/gpu_out}"
 PYTHON="${PYTHON:-python3}"
 mkdir -p "$OUT"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+export BINSEG_KERNEL_CACHE="${BINSEG_KERNEL_CACHE:-/tmp/binseg_kernel_cache}"
 status=0
 
 {
+    date -u +%Y-%m-%dT%H:%MZ
     nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.memory --format=csv
     nvcc --version | tail -n 2
-    "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())"
+    "$PYTHON" -c "import torch, onnxruntime; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name()); print('onnxruntime', onnxruntime.__version__, onnxruntime.get_available_providers())"
+    nproc
 } >"$OUT/env.txt" 2>&1
 
-echo "== pytest (GPU tests + kernel builds)"
-timeout 300 "$PYTHON" -m pytest -ra -p no:cacheprovider test/test_gpu.py test/test_kernels.py 2>&1 \
-    | tee "$OUT/pytest.txt" || status=1
+step() {  # step NAME TIMEOUT PYTHON-CODE: one bench, its output in $OUT/NAME.md
+    echo "== $1"
+    timeout "$2" "$PYTHON" -c "$3" 2>&1 | tee "$OUT/$1.md" || status=1
+}
 
-echo "== bench frequency"
-timeout 120 "$PYTHON" -c "
+echo "== pytest (GPU tests)"
+timeout 200 "$PYTHON" -m pytest -ra -p no:cacheprovider test/test_gpu.py 2>&1 | tee "$OUT/pytest.txt" || status=1
+
+step bench_frequency 150 "
 from binseg_ros.bench.frequency import run_frequency_bench
-raise SystemExit(run_frequency_bench(runs=200, warmup=20))
-" 2>&1 | tee "$OUT/bench_frequency.md" || status=1
+raise SystemExit(run_frequency_bench(runs=100, warmup=10))"
 
-echo "== bench gpu-network"
-timeout 150 "$PYTHON" -c "
+for size in '480, 640' '240, 320'; do
+    step "bench_gpu_network_${size/, /x}" 80 "
 from pathlib import Path
 from binseg_ros.bench.gpu_network import run_gpu_network_bench
-raise SystemExit(run_gpu_network_bench(Path('engines/binseg_s/weights.pt'), (480, 640), runs=300, warmup=30))
-" 2>&1 | tee "$OUT/bench_gpu_network.md" || status=1
+raise SystemExit(run_gpu_network_bench(Path('engines/binseg_s/weights.pt'), ($size), runs=300, warmup=30))"
+done
+
+step bench_gpu_pipeline 70 "
+from binseg_ros.bench.gpu_pipeline import run_gpu_pipeline_bench
+from binseg_ros.engines.locate import open_engine_folder
+raise SystemExit(run_gpu_pipeline_bench(open_engine_folder(), sets=300, warmup=30))"
 
 exit "$status"

@@ -13,6 +13,8 @@ Latency is end-to-end wall-clock time per call, numpy in → numpy out: every pa
 its host→device and device→host copies, and every path has synchronized when it returns
 (``.cpu()`` blocks), so the clocks measure the same span. Throughput is ``1000 / p50``
 frames/s for one frame in flight, and ``×eager`` is eager's p50 over the path's p50.
+``GPU ms`` splits the graph path: the median GPU time of the network alone replayed from a
+CUDA graph on device-resident inputs (no copies, no host), the floor the copies sit on.
 cuDNN's TF32 setting is left at torch's default (printed) and is the same for every path.
 """
 
@@ -26,7 +28,7 @@ import torch
 
 from binseg_ros.backends.torch import TorchBackend
 from binseg_ros.bench.model import random_inputs
-from binseg_ros.bench.timing import latency_samples_ms
+from binseg_ros.bench.timing import cuda_graph_median_ms, latency_samples_ms
 from binseg_ros.errors import BackendError
 from binseg_ros.modalities import MODALITIES, Subset, all_subsets, subset_name
 from binseg_ros.model import BinSegNet, load_checkpoint
@@ -36,6 +38,15 @@ def _eager(net: BinSegNet, device: torch.device, subset: Subset, inputs: dict[st
     with torch.inference_mode():
         tensors = {m: torch.from_numpy(inputs[m]).to(device) for m in subset}
         return torch.sigmoid(net(tensors))[0, 0].cpu().numpy()
+
+
+def _network_gpu_ms(
+    backend: TorchBackend, subset: Subset, feed: dict[str, np.ndarray], runs: int, warmup: int
+) -> float:
+    """The backend's network alone on device-resident inputs, replayed from a CUDA graph."""
+    inputs = {m: torch.from_numpy(feed[m]).to(backend.device) for m in subset}
+    with torch.inference_mode():
+        return cuda_graph_median_ms(lambda: torch.sigmoid(backend.net(inputs)), runs, warmup)
 
 
 def run_gpu_network_bench(
@@ -58,8 +69,8 @@ def run_gpu_network_bench(
     print(f"{checkpoint} at {size[0]}x{size[1]}, batch 1; {runs} timed calls after {warmup} warm-up calls")
     print("end-to-end wall clock per call, numpy in -> numpy out, copies included on every path")
     print()
-    print("| subset | path | p50 ms | p99 ms | frames/s | ×eager |")
-    print("|---|---|---:|---:|---:|---:|")
+    print("| subset | path | p50 ms | p99 ms | frames/s | ×eager | GPU ms |")
+    print("|---|---|---:|---:|---:|---:|---:|")
     for subset in all_subsets():
         feed = {m: inputs[m] for m in subset}
         eager = latency_samples_ms(lambda: _eager(eager_net, device, subset, feed), runs, warmup)
@@ -67,8 +78,10 @@ def run_gpu_network_bench(
         for name, backend in paths.items():
             timings[name] = latency_samples_ms(lambda: backend.run(feed), runs, warmup)
         baseline = statistics.median(eager)
+        gpu = {"kernel + graphs": _network_gpu_ms(paths["kernel + graphs"], subset, feed, runs, warmup)}
         for name, samples in timings.items():
             p50, p99 = statistics.median(samples), float(np.percentile(samples, 99))
             row = [subset_name(subset), name, f"{p50:.2f}", f"{p99:.2f}", f"{1000 / p50:.0f}", f"{baseline / p50:.2f}"]
+            row.append(f"{gpu[name]:.2f}" if name in gpu else "")
             print("| " + " | ".join(row) + " |", flush=True)
     return 0

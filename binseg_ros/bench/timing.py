@@ -44,3 +44,24 @@ def cuda_median_ms(fn: Callable[[], object], runs: int, warmup: int) -> float:
         end.record()
     torch.cuda.synchronize()
     return statistics.median(start.elapsed_time(end) for start, end in events)
+
+
+def cuda_graph_median_ms(fn: Callable[[], object], runs: int, warmup: int) -> float:
+    """Median GPU time of ``fn()`` replayed from a CUDA graph, as the network's graphs run it.
+
+    ``fn`` is warmed up on a side stream (cuFFT plans, kernel builds), captured once, and the
+    graph's replays are timed by :func:`cuda_median_ms`: the host's per-op launch cost is gone,
+    so this is the kernels' time plus the gaps between them inside one graph.
+    """
+    import torch
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    return cuda_median_ms(graph.replay, runs, warmup)

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 def register(verbs: Verbs) -> None:
-    """Add ``bench`` and its benches (model, node, frequency, gpu-network, registration, transport)."""
+    """Add ``bench`` and its benches (model, node, frequency, gpu-network, gpu-pipeline, registration, transport)."""
     bench = verbs.add_parser("bench", help="benchmarks (latency ratios against a baseline in the same run)")
     benches = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
     model = benches.add_parser("model", help="ONNX Runtime CPU latency per subset vs torch eager")
@@ -38,8 +38,8 @@ def register(verbs: Verbs) -> None:
     )
     node.set_defaults(func=cmd_bench_node)
     frequency = benches.add_parser("frequency", help="GPU: frequency-branch kernel vs cuFFT vs matmul per plane")
-    frequency.add_argument("--runs", type=int, default=200, help="timed runs per case (median reported)")
-    frequency.add_argument("--warmup", type=int, default=20)
+    frequency.add_argument("--runs", type=int, default=100, help="timed runs per case (median reported)")
+    frequency.add_argument("--warmup", type=int, default=10)
     frequency.add_argument("--channels", type=int, default=64)
     frequency.set_defaults(func=cmd_bench_frequency)
     gpu_network = benches.add_parser("gpu-network", help="GPU: torch eager vs kernels + CUDA graphs per subset")
@@ -48,6 +48,11 @@ def register(verbs: Verbs) -> None:
     gpu_network.add_argument("--runs", type=int, default=300, help="timed runs per subset (p50/p99 reported)")
     gpu_network.add_argument("--warmup", type=int, default=30)
     gpu_network.set_defaults(func=cmd_bench_gpu_network)
+    pipeline = benches.add_parser("gpu-pipeline", help="GPU: the node's pipeline, torch CUDA vs ONNX Runtime CPU")
+    pipeline.add_argument("--engine-dir", type=Path, help="engine folder (default: the installed model)")
+    pipeline.add_argument("--sets", type=int, default=300, help="timed frame sets (p50/p95/p99 reported)")
+    pipeline.add_argument("--warmup", type=int, default=30)
+    pipeline.set_defaults(func=cmd_bench_gpu_pipeline)
     registration = benches.add_parser("registration", help="rig registration per frame vs per-frame recomputation")
     registration.add_argument("--runs", type=int, default=200, help="timed runs per step (median reported)")
     registration.add_argument("--warmup", type=int, default=20)
@@ -90,6 +95,14 @@ def cmd_bench_gpu_network(args: argparse.Namespace) -> int:
     from binseg_ros.bench.gpu_network import run_gpu_network_bench
 
     return run_gpu_network_bench(args.checkpoint, args.size, args.runs, args.warmup)
+
+
+def cmd_bench_gpu_pipeline(args: argparse.Namespace) -> int:
+    """The node's pipeline end to end (DDS aside): torch CUDA against ONNX Runtime CPU (GPU)."""
+    from binseg_ros.bench.gpu_pipeline import run_gpu_pipeline_bench
+    from binseg_ros.engines.locate import open_engine_folder
+
+    return run_gpu_pipeline_bench(open_engine_folder(args.engine_dir), args.sets, args.warmup)
 
 
 def cmd_bench_registration(args: argparse.Namespace) -> int:

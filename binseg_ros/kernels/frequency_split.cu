@@ -20,7 +20,7 @@
 
 namespace {
 
-constexpr int kThreads = 256;
+constexpr int kThreads = 512;
 constexpr int kWarps = kThreads / 32;
 
 __device__ __forceinline__ float load(const float* p) { return *p; }
@@ -105,20 +105,44 @@ __device__ __forceinline__ void sliding_convolution(const float* base, int strid
     }
 }
 
+// Stages one plane into shared memory as fp32 with every thread of the block, 16-byte loads
+// where the plane allows them, unrolled so each thread has several loads in flight: the kernel
+// reads DRAM at the start only, instead of one row per warp between convolutions.
+template <typename T>
+__device__ __forceinline__ void stage_plane(const T* __restrict__ x, float* __restrict__ out, int count) {
+    constexpr int kVector = 16 / sizeof(T);  // elements per 16-byte load
+    const bool vectorized = count % kVector == 0 && reinterpret_cast<size_t>(x) % 16 == 0;
+    const int vectors = vectorized ? count / kVector : 0;
+#pragma unroll 4
+    for (int v = threadIdx.x; v < vectors; v += blockDim.x) {
+        const uint4 word = reinterpret_cast<const uint4*>(x)[v];
+        const T* lanes = reinterpret_cast<const T*>(&word);
+#pragma unroll
+        for (int c = 0; c < kVector / 4; ++c) {  // 16-byte stores too: consecutive lanes, no bank conflicts
+            reinterpret_cast<float4*>(out)[v * (kVector / 4) + c] =
+                make_float4(load(lanes + 4 * c), load(lanes + 4 * c + 1), load(lanes + 4 * c + 2), load(lanes + 4 * c + 3));
+        }
+    }
+    for (int m = vectors * kVector + threadIdx.x; m < count; m += blockDim.x) {
+        out[m] = load(x + m);
+    }
+}
+
 template <typename T>
 __device__ void frequency_split(const T* __restrict__ x, const float* __restrict__ taps_h,
                                 const float* __restrict__ taps_w, T* __restrict__ low, T* __restrict__ high,
                                 int channels, int height, int width) {
     extern __shared__ float smem[];
-    float* rows = smem;
-    float* wext = rows + height * width;  // wext[width - 1 + d] = k_W[d mod width]
-    float* hext = wext + 2 * width - 1;   // hext[height - 1 + d] = k_H[d mod height]
+    float* plane_smem = smem;  // the input plane, then the row pass's result in place
+    float* wext = plane_smem + height * width;  // wext[width - 1 + d] = k_W[d mod width]
+    float* hext = wext + 2 * width - 1;         // hext[height - 1 + d] = k_H[d mod height]
     float* lines = hext + 2 * height - 1;
     __shared__ Support support[2];  // along W, along H
 
     const int plane = blockIdx.x;
     const int channel = plane % channels;
     const size_t offset = static_cast<size_t>(plane) * height * width;
+    stage_plane(x + offset, plane_smem, height * width);
     for (int i = threadIdx.x; i < 2 * width - 1; i += blockDim.x) {
         wext[i] = taps_w[channel * width + (i + 1) % width];  // d = i - (width - 1) ≡ i + 1 (mod width)
     }
@@ -137,13 +161,14 @@ __device__ void frequency_split(const T* __restrict__ x, const float* __restrict
     const Support along_w = support[0];
     const Support along_h = support[1];
 
-    // Row pass: rows[i][j] = sum_d k_W[d] x[i][(j - d) mod W]; a warp per row, the row staged once.
+    // Row pass, in place: row i is copied to its warp's line, then rows[i][j] = sum_d k_W[d] line[(j - d) mod W].
     const int warp = threadIdx.x / 32;
     const int lane = threadIdx.x % 32;
     float* line = lines + warp * width;
     for (int i = warp; i < height; i += kWarps) {
+        float* row = plane_smem + i * width;
         for (int m = lane; m < width; m += 32) {
-            line[m] = load(x + offset + static_cast<size_t>(i) * width + m);
+            line[m] = row[m];
         }
         __syncwarp();
         for (int j0 = lane * kRowOutputs; j0 < width; j0 += 32 * kRowOutputs) {
@@ -152,7 +177,7 @@ __device__ void frequency_split(const T* __restrict__ x, const float* __restrict
 #pragma unroll
             for (int q = 0; q < kRowOutputs; ++q) {
                 if (j0 + q < width) {
-                    rows[i * width + j0 + q] = acc[q];
+                    row[j0 + q] = acc[q];
                 }
             }
         }
@@ -160,22 +185,27 @@ __device__ void frequency_split(const T* __restrict__ x, const float* __restrict
     }
     __syncthreads();
 
-    // Column pass: low[i][j] = sum_d k_H[d] rows[(i - d) mod H][j]; high = x - low from the input.
+    // Column pass: low[i][j] = sum_d k_H[d] rows[(i - d) mod H][j]; high = x - low, x read again
+    // (from L2: this block staged it moments ago) before the convolution, so the loads overlap it.
     // Consecutive threads take consecutive columns, so their reads of rows[][j] are conflict-free.
     const int row_blocks = (height + kColumnOutputs - 1) / kColumnOutputs;
     for (int task = threadIdx.x; task < row_blocks * width; task += blockDim.x) {
         const int block = task / width;
         const int j = task - block * width;
         const int i0 = block * kColumnOutputs;
+        float value[kColumnOutputs];
+#pragma unroll
+        for (int q = 0; q < kColumnOutputs; ++q) {
+            value[q] = i0 + q < height ? load(x + offset + (i0 + q) * width + j) : 0.0f;
+        }
         float acc[kColumnOutputs];
-        sliding_convolution(rows + j, width, height, i0, k_h, along_h, acc);
+        sliding_convolution(plane_smem + j, width, height, i0, k_h, along_h, acc);
 #pragma unroll
         for (int q = 0; q < kColumnOutputs; ++q) {
             if (i0 + q < height) {
                 const int idx = (i0 + q) * width + j;
-                const float value = load(x + offset + idx);
                 store(low + offset + idx, acc[q]);
-                store(high + offset + idx, value - acc[q]);
+                store(high + offset + idx, value[q] - acc[q]);
             }
         }
     }
@@ -183,9 +213,12 @@ __device__ void frequency_split(const T* __restrict__ x, const float* __restrict
 
 }  // namespace
 
-// taps[c * n + d] = k_n[d] for channel c's cutoff sigma[c] (cycles per sample); one thread per d.
-extern "C" __global__ void binseg_lowpass_taps(const float* __restrict__ sigma, int channels, int n,
-                                               float* __restrict__ taps) {
+// taps_h[c * height + d] = k_height[d] and taps_w[c * width + d] = k_width[d] for channel c's cutoff
+// sigma[c] (cycles per sample): one launch for both axes (blockIdx.z), one thread per d.
+extern "C" __global__ void binseg_lowpass_taps(const float* __restrict__ sigma, int channels, int height, int width,
+                                               float* __restrict__ taps_h, float* __restrict__ taps_w) {
+    const int n = blockIdx.z == 0 ? height : width;
+    float* taps = blockIdx.z == 0 ? taps_h : taps_w;
     const int d = blockIdx.x * blockDim.x + threadIdx.x;
     const int channel = blockIdx.y;
     if (d >= n || channel >= channels) {
@@ -243,8 +276,9 @@ extern "C" cudaError_t binseg_launch_frequency_split(const void* x, const float*
     }
     float* taps_h = taps;
     float* taps_w = taps + channels * height;
-    binseg_lowpass_taps<<<dim3((height + 127) / 128, channels), 128, 0, stream>>>(sigma, channels, height, taps_h);
-    binseg_lowpass_taps<<<dim3((width + 127) / 128, channels), 128, 0, stream>>>(sigma, channels, width, taps_w);
+    const int longest = height > width ? height : width;
+    binseg_lowpass_taps<<<dim3((longest + 127) / 128, channels, 2), 128, 0, stream>>>(sigma, channels, height, width,
+                                                                                      taps_h, taps_w);
     if (half_io) {
         binseg_frequency_split_f16<<<planes, kThreads, smem, stream>>>(
             static_cast<const __half*>(x), taps_h, taps_w, static_cast<__half*>(low), static_cast<__half*>(high),

@@ -143,7 +143,8 @@ def test_python_dash_m_has_the_same_exit_codes():
 
 
 @pytest.mark.skipif(find_spec("tensorrt") is not None, reason="TensorRT is installed here")
-def test_build_without_tensorrt_is_one_line(fast_engine, capsys):
+def test_build_without_tensorrt_is_one_line(fast_engine, capsys, monkeypatch):
+    monkeypatch.setenv("BINSEG_TENSORRT", "tensorrt")  # the full TensorRT, even where TensorRT-RTX is installed
     code, out, err = run(capsys, "build", "--engine-dir", str(fast_engine.root), "--precision", "fp32")
     assert code == 2 and out == ""
     (line,) = err.splitlines()

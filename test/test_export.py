@@ -260,9 +260,11 @@ def test_torch_backend_matches_onnxruntime(engine_folder, real_frames):
         torch_backend.run({"depth": inputs["depth"][:, :, :100]})
 
 
-def test_backend_factory_errors(engine_folder):
+def test_backend_factory_errors(engine_folder, monkeypatch):
     from binseg_ros.backends.factory import create_backend
     from binseg_ros.errors import BackendError
+
+    monkeypatch.setenv("BINSEG_TENSORRT", "tensorrt")  # the full TensorRT, even where TensorRT-RTX is installed
 
     with pytest.raises(BackendError, match="unknown backend 'openvino'"):
         create_backend("openvino", engine_folder)

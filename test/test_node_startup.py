@@ -105,7 +105,8 @@ def test_use_sim_time_follows_the_clock_topic(fast_engine, ros_harness, frames):
     ],
 )
 def test_invalid_parameters_stop_startup_naming_them(fast_engine, params, message):
-    node = NodeProcess(fast_engine.root, ros_environment(), **params)
+    # The full TensorRT (absent here), even where TensorRT-RTX is installed.
+    node = NodeProcess(fast_engine.root, {**ros_environment(), "BINSEG_TENSORRT": "tensorrt"}, **params)
     assert node.wait() == 1
     assert message in node.output and "Traceback" not in node.output, node.output
 

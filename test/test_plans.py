@@ -1,5 +1,6 @@
 """The TensorRT plan cache's rules, without TensorRT: reuse only an intact plan built for the
-same GPU, compute capability, TensorRT version, precision and ONNX; otherwise say why and rebuild."""
+same GPU, compute capability, TensorRT flavour and version, precision and ONNX (or ahead of time
+for the same compute capability); otherwise say why and rebuild."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ import pytest
 
 from binseg_ros.engines.manifest import FileRef
 from binseg_ros.engines.tensorrt.plan_cache import PlanCache, PlanKey, model_digest, slot_name
+from binseg_ros.engines.tensorrt.targets import AHEAD_OF_TIME, BuildTarget, Flavour
 from binseg_ros.errors import BackendError
 
-KEY = PlanKey("NVIDIA H100 80GB HBM3", "9.0", "10.3.0", "fp16", "a" * 64)
+KEY = PlanKey("NVIDIA H100 80GB HBM3", "9.0", "tensorrt", "10.3.0", "fp16", "a" * 64)
+RTX = Flavour("tensorrt_rtx", "1.7.1.116")
 SLOT = slot_name("rgb_depth.kernel", "fp16")
 PLAN = bytes(range(256)) * 64
 
@@ -29,6 +32,7 @@ def test_a_stored_plan_is_reused_for_the_same_key(tmp_path):
     [
         {"gpu_name": "Orin"},
         {"compute_capability": "8.7"},
+        {"tensorrt_flavour": "tensorrt_rtx"},
         {"tensorrt_version": "10.7.0"},
         {"precision": "fp32"},
         {"onnx_sha256": "b" * 64},
@@ -73,11 +77,44 @@ def test_invalidate_drops_a_plan_tensorrt_refused(tmp_path, caplog):
     assert cache.load(SLOT, KEY) is None and not list(tmp_path.iterdir())
 
 
+def test_the_key_records_flavour_version_and_target(tmp_path):
+    local = PlanKey.for_target(BuildTarget(RTX, "NVIDIA GeForce RTX 4090", "8.9"), "fp32", "a" * 64)
+    assert local == PlanKey("NVIDIA GeForce RTX 4090", "8.9", "tensorrt_rtx", "1.7.1.116", "fp32", "a" * 64)
+    ahead = PlanKey.for_target(BuildTarget(RTX, AHEAD_OF_TIME, "8.9"), "fp32", "a" * 64)
+    assert ahead == dataclasses.replace(local, gpu_name="ahead of time")
+    cache = PlanCache(tmp_path)
+    cache.store(SLOT, ahead, PLAN)
+    assert f'"gpu_name": "{AHEAD_OF_TIME}"' in cache.plan_path(SLOT).with_suffix(".json").read_text()
+
+
+def test_a_plan_built_ahead_of_time_serves_every_gpu_of_its_compute_capability(tmp_path, caplog):
+    """TensorRT-RTX compiles the kernels for the actual GPU when it loads the plan."""
+    ahead = PlanKey.for_target(BuildTarget(RTX, AHEAD_OF_TIME, "8.9"), "fp32", "a" * 64)
+    cache = PlanCache(tmp_path)
+    cache.store(SLOT, ahead, PLAN)
+    for gpu in ("NVIDIA GeForce RTX 4090", "NVIDIA RTX 4000 SFF Ada Generation"):
+        assert cache.load(SLOT, dataclasses.replace(ahead, gpu_name=gpu)) == PLAN
+    assert cache.load(SLOT, ahead) == PLAN
+    local = dataclasses.replace(ahead, gpu_name="NVIDIA GeForce RTX 4090")
+    for change in ({"compute_capability": "8.6"}, {"tensorrt_version": "1.8.0.1"}, {"precision": "fp16"}):
+        with caplog.at_level(logging.WARNING):
+            assert cache.load(SLOT, dataclasses.replace(local, **change)) is None
+    cache.store(SLOT, local, PLAN)  # not the other way round: a plan built on one GPU is that GPU's
+    assert cache.load(SLOT, ahead) is None
+    assert "gpu_name NVIDIA GeForce RTX 4090 -> ahead of time" in caplog.text
+
+
 def test_timing_cache_is_shared_per_gpu_and_tensorrt_version_only(tmp_path):
     cache = PlanCache(tmp_path)
     same_platform = dataclasses.replace(KEY, precision="fp32", onnx_sha256="c" * 64)
     assert cache.timing_cache_path(KEY) == cache.timing_cache_path(same_platform)
-    for change in ({"gpu_name": "Orin"}, {"compute_capability": "8.7"}, {"tensorrt_version": "10.7.0"}):
+    changes = (
+        {"gpu_name": "Orin"},
+        {"compute_capability": "8.7"},
+        {"tensorrt_flavour": "tensorrt_rtx"},
+        {"tensorrt_version": "10.7.0"},
+    )
+    for change in changes:
         assert cache.timing_cache_path(dataclasses.replace(KEY, **change)) != cache.timing_cache_path(KEY)
 
 

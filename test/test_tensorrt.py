@@ -1,10 +1,11 @@
-"""TensorRT backend and plan builder.
+"""TensorRT backend and plan builder, for both flavours (``tensorrt``, ``tensorrt_rtx``).
 
 Everywhere: the modules import without TensorRT, ``auto`` picks TensorRT only with TensorRT and
-a GPU, a missing TensorRT is a clear error, and the rules that need no TensorRT (int8 only for
-Q/DQ graphs, the flags of each TensorRT generation, the graph form, the plan folder). Where
-TensorRT and a GPU exist: fp32 plans match ONNX Runtime within 1e-3, through the CUDA graph too,
-a plan TensorRT refuses is rebuilt, and ``binseg build`` (``run_build``) builds then finds the plans.
+a GPU, a missing TensorRT is a clear error, and the rules that need no TensorRT besides those of
+``test_tensorrt_targets.py`` (the precision name, the graph form per flavour, the plan
+folder). Where TensorRT and a GPU exist: fp32 plans match ONNX Runtime within 1e-3, through the
+CUDA graph too, a plan TensorRT refuses is rebuilt, and ``binseg build`` (``run_build``) builds
+then finds the plans. The real TensorRT-RTX without a GPU: ``test_tensorrt_rtx.py``.
 """
 
 from __future__ import annotations
@@ -17,24 +18,37 @@ from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 from conftest import REPO, random_inputs
-from onnx import TensorProto, helper
+from test_tensorrt_targets import RTX, TRT_10
 
 import binseg_ros.engines.tensorrt
 from binseg_ros.backends.factory import create_backend, resolve, tensorrt_usable
 from binseg_ros.cli.build import run_build
 from binseg_ros.engines.manifest import FileRef, Manifest, SubsetEntry
 from binseg_ros.engines.tensorrt import imports, loading, rules
-from binseg_ros.engines.tensorrt.plan_cache import PLAN_CACHE_ENV, PlanCache, default_plan_dir, model_digest
+from binseg_ros.engines.tensorrt.plan_cache import (
+    PLAN_CACHE_ENV,
+    PlanCache,
+    PlanKey,
+    default_plan_dir,
+    model_digest,
+)
+from binseg_ros.engines.tensorrt.targets import FLAVOUR_ENV, FLAVOURS
 from binseg_ros.errors import BackendError, ManifestError
 from binseg_ros.modalities import parse_subset
 
-HAVE_TENSORRT = find_spec("tensorrt") is not None
+HAVE_TENSORRT = any(find_spec(name) is not None for name in FLAVOURS)
 needs_tensorrt = pytest.mark.skipif(not HAVE_TENSORRT, reason="needs TensorRT and a CUDA GPU")
 needs_gpu = pytest.mark.skipif(imports.cuda_device_count() == 0, reason="needs a CUDA GPU")
-without_tensorrt = pytest.mark.skipif(HAVE_TENSORRT, reason="TensorRT is installed here")
+
+
+@pytest.fixture
+def no_tensorrt(monkeypatch):
+    """Neither flavour importable in this process (``None`` in ``sys.modules`` stops an import)."""
+    monkeypatch.delenv(FLAVOUR_ENV, raising=False)
+    for name in FLAVOURS:
+        monkeypatch.setitem(sys.modules, name, None)
 
 
 def tiny_manifest(root: Path, forms: tuple[str, ...] = ("matmul",)) -> Manifest:
@@ -52,46 +66,6 @@ def tiny_manifest(root: Path, forms: tuple[str, ...] = ("matmul",)) -> Manifest:
     )
 
 
-def tiny_onnx(path: Path, quantized: bool, in_subgraph: bool = False) -> Path:
-    """``y = relu(x)``, optionally through a QuantizeLinear/DequantizeLinear pair (in an If branch)."""
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
-    initializers = [
-        helper.make_tensor("scale", TensorProto.FLOAT, [], [0.05]),
-        helper.make_tensor("zero", TensorProto.INT8, [], [0]),
-    ]
-    if not quantized:
-        nodes = [helper.make_node("Relu", ["x"], ["y"])]
-    elif not in_subgraph:
-        nodes = [
-            helper.make_node("QuantizeLinear", ["x", "scale", "zero"], ["q"]),
-            helper.make_node("DequantizeLinear", ["q", "scale", "zero"], ["dq"]),
-            helper.make_node("Relu", ["dq"], ["y"]),
-        ]
-    else:
-        out = helper.make_tensor_value_info("branch", TensorProto.FLOAT, [1, 4])
-        then = helper.make_graph(
-            [
-                helper.make_node("QuantizeLinear", ["x", "scale", "zero"], ["q"]),
-                helper.make_node("DequantizeLinear", ["q", "scale", "zero"], ["branch"]),
-            ],
-            "then",
-            [],
-            [out],
-        )
-        other = helper.make_graph([helper.make_node("Identity", ["x"], ["branch"])], "else", [], [out])
-        initializers.append(helper.make_tensor("flag", TensorProto.BOOL, [], [True]))
-        nodes = [
-            helper.make_node("If", ["flag"], ["chosen"], then_branch=then, else_branch=other),
-            helper.make_node("Relu", ["chosen"], ["y"]),
-        ]
-    graph = helper.make_graph(nodes, "tiny", [x], [y], initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
-    onnx.checker.check_model(model, full_check=True)
-    onnx.save(model, path)
-    return path
-
-
 # --- everywhere -------------------------------------------------------------------------------
 
 
@@ -106,59 +80,43 @@ def test_importing_the_tensorrt_modules_imports_neither_tensorrt_nor_cuda():
     code = (
         "import sys\n"
         f"import {', '.join(modules)}\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorrt', 'cuda')))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorrt', 'tensorrt_rtx', 'cuda')))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
 
 
-@without_tensorrt
-def test_auto_is_onnxruntime_without_tensorrt():
+def test_auto_is_onnxruntime_without_tensorrt(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *args: None if name in FLAVOURS else real(name, *args)
+    )
     assert not tensorrt_usable()
     assert resolve("auto") == "onnxruntime"
     assert resolve("tensorrt") == "tensorrt"  # asked for by name, it is not replaced
 
 
 @pytest.mark.skipif(imports.cuda_device_count() > 0, reason="a CUDA GPU is visible here")
-def test_auto_needs_a_gpu_besides_tensorrt(monkeypatch):
-    """TensorRT's package present (only find_spec is told so) but no GPU: still ONNX Runtime."""
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_auto_needs_a_gpu_besides_tensorrt(monkeypatch, flavour):
+    """Either flavour's package present (only find_spec is told so) but no GPU: still ONNX Runtime."""
     real = importlib.util.find_spec
     monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *args: object() if name == "tensorrt" else real(name, *args)
+        importlib.util,
+        "find_spec",
+        lambda name, *args: object() if name == flavour else None if name in FLAVOURS else real(name, *args),
     )
     assert resolve("auto") == "onnxruntime"
 
 
-@without_tensorrt
-def test_tensorrt_backend_without_tensorrt_is_a_clear_error(tmp_path):
+def test_tensorrt_backend_without_tensorrt_is_a_clear_error(tmp_path, no_tensorrt):
     with pytest.raises(BackendError, match=r"the tensorrt backend needs the TensorRT Python package .*onnxruntime"):
         create_backend("tensorrt", tiny_manifest(tmp_path))
     from binseg_ros.backends.tensorrt import TensorRTBackend
 
-    with pytest.raises(BackendError, match=r"import tensorrt failed"):
+    with pytest.raises(BackendError, match=r"import tensorrt failed.*import tensorrt_rtx failed.*TensorRT for RTX"):
         TensorRTBackend(tiny_manifest(tmp_path))
-
-
-def test_qdq_nodes_are_found_in_the_graph_and_its_subgraphs(tmp_path):
-    assert rules.quantization_nodes(tiny_onnx(tmp_path / "plain.onnx", quantized=False)) == 0
-    assert rules.quantization_nodes(tiny_onnx(tmp_path / "qdq.onnx", quantized=True)) == 2
-    assert rules.quantization_nodes(tiny_onnx(tmp_path / "if.onnx", quantized=True, in_subgraph=True)) == 2
-
-
-def test_int8_without_qdq_is_refused_before_tensorrt(tmp_path):
-    plain = tiny_onnx(tmp_path / "rgb.matmul.onnx", quantized=False)
-    quantized = tiny_onnx(tmp_path / "qdq.onnx", quantized=True)
-    with pytest.raises(BackendError, match=r"int8 needs an explicitly quantized graph .*TensorRT 11 removes it"):
-        rules.check_precision(plain, "int8")
-    rules.check_precision(quantized, "int8")
-    for precision in ("fp16", "fp32"):
-        rules.check_precision(plain, precision)
-    # ensure_plan checks first: here, without TensorRT, the key or a build would raise "import tensorrt failed".
-    with pytest.raises(BackendError, match="int8 needs an explicitly quantized graph"):
-        loading.ensure_plan(
-            tiny_manifest(tmp_path), parse_subset("rgb"), PlanCache(tmp_path / "plans"), "int8", False, False
-        )
 
 
 def test_a_precision_name_is_checked_where_it_comes_in():
@@ -171,44 +129,23 @@ def test_a_precision_name_is_checked_where_it_comes_in():
         TensorRTBackend(tiny_manifest(Path(".")), precision="bf16")
 
 
-@pytest.mark.parametrize(
-    ("major", "precision", "expected"),
-    [
-        (10, "fp16", (False, ("FP16",))),
-        (10, "fp32", (False, ())),
-        (10, "int8", (False, ("INT8",))),
-        (11, "fp32", (True, ())),
-        (11, "int8", (True, ())),
-        (12, "fp32", (True, ())),
-    ],
-)
-def test_builder_settings_per_tensorrt_generation(major, precision, expected):
-    assert rules.builder_settings(major, precision) == expected
-
-
-def test_fp16_on_strongly_typed_tensorrt_and_old_tensorrt_are_refused():
-    with pytest.raises(
-        BackendError, match=r"fp16 is not available on TensorRT 11.*fp16-typed ONNX graph.*use precision fp32"
-    ):
-        rules.builder_settings(11, "fp16")
-    with pytest.raises(BackendError, match=r"TensorRT 8.x is too old"):
-        rules.builder_settings(8, "fp32")
-    assert imports.tensorrt_major("10.3.0.30") == 10
-    with pytest.raises(BackendError, match="cannot read the TensorRT version"):
-        imports.tensorrt_major("unknown")
-
-
 def test_kernel_graph_only_with_a_plugin_library(tmp_path):
     both = tiny_manifest(tmp_path, ("matmul", "kernel"))
-    assert rules.choose_form(both, parse_subset("rgb"), plugin_loaded=True)[0] == "kernel"
-    form, reason = rules.choose_form(both, parse_subset("rgb"), plugin_loaded=False)
+    assert rules.choose_form(both, parse_subset("rgb"), TRT_10, plugin_loaded=True)[0] == "kernel"
+    form, reason = rules.choose_form(both, parse_subset("rgb"), TRT_10, plugin_loaded=False)
     assert form == "matmul" and "no plugin library" in reason
-    form, reason = rules.choose_form(tiny_manifest(tmp_path, ("matmul",)), parse_subset("rgb"), plugin_loaded=True)
+    form, reason = rules.choose_form(both, parse_subset("rgb"), RTX, plugin_loaded=False)
+    assert form == "matmul" and "TensorRT-RTX 1.7.1.116 has no plugin layers" in reason
+    matmul_only = tiny_manifest(tmp_path, ("matmul",))
+    form, reason = rules.choose_form(matmul_only, parse_subset("rgb"), TRT_10, plugin_loaded=True)
     assert form == "matmul" and "no kernel" in reason
+    kernel_only = tiny_manifest(tmp_path, ("kernel",))
     with pytest.raises(ManifestError, match="no 'matmul' graph and no plugin library was given"):
-        rules.choose_form(tiny_manifest(tmp_path, ("kernel",)), parse_subset("rgb"), plugin_loaded=False)
+        rules.choose_form(kernel_only, parse_subset("rgb"), TRT_10, plugin_loaded=False)
+    with pytest.raises(ManifestError, match=r"no 'matmul' graph and TensorRT-RTX 1\.7\.1\.116 has no plugin layers"):
+        rules.choose_form(kernel_only, parse_subset("rgb"), RTX, plugin_loaded=False)
     with pytest.raises(ManifestError, match="no engine for subset 'depth'"):
-        rules.choose_form(both, parse_subset("depth"), plugin_loaded=True)
+        rules.choose_form(both, parse_subset("depth"), TRT_10, plugin_loaded=True)
 
 
 def test_plan_folder_is_per_model_under_the_cache_root(tmp_path, monkeypatch):
@@ -265,9 +202,10 @@ def test_a_plan_tensorrt_refuses_is_rebuilt(fast_engine, tmp_path):
     from binseg_ros.backends.tensorrt import TensorRTBackend
 
     cache = PlanCache(tmp_path)
-    result = loading.ensure_plan(fast_engine, parse_subset("thermal"), cache, "fp32", False, False)
-    slot, _plan = result.slot, result.plan
-    key = loading.target_key(model_digest(fast_engine, parse_subset("thermal"), "matmul"), "fp32")
+    _trt, target = imports.check_target("fp32")
+    result = loading.ensure_plan(fast_engine, parse_subset("thermal"), cache, target, "fp32", False, False)
+    slot = result.slot
+    key = PlanKey.for_target(target, "fp32", model_digest(fast_engine, parse_subset("thermal"), "matmul"))
     cache.store(slot, key, b"not a TensorRT plan")  # intact record and sha256: only TensorRT can tell
     inputs = _inputs(fast_engine, ("thermal",), 3)
     with TensorRTBackend(fast_engine, precision="fp32", plan_cache=tmp_path) as backend:

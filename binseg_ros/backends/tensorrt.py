@@ -1,8 +1,9 @@
 """TensorRT backend: the cached plan of each subset, run on one CUDA stream, replayed as a CUDA graph.
 
-``tensorrt`` and ``cuda-python`` are imported when a backend is constructed, not when this
-module is imported, so the node and the tests import it anywhere; constructing it without
-them is a BackendError that says what to install.
+Either TensorRT flavour runs it (full ``tensorrt`` where it imports, else ``tensorrt_rtx``; see
+:mod:`binseg_ros.engines.tensorrt.targets`). TensorRT and ``cuda-python`` are imported when a
+backend is constructed, not when this module is imported, so the node and the tests import it
+anywhere; constructing it without them or without a GPU is a BackendError that says what to do.
 """
 
 from __future__ import annotations
@@ -172,8 +173,9 @@ def _release(result: Any, what: str) -> None:
 class TensorRTBackend:
     """One TensorRT engine per subset, created on first use and kept (like the ORT sessions).
 
-    The plan of a subset comes from the plan cache when it was built for this GPU, compute
-    capability, TensorRT version, precision and ONNX graph, and is built otherwise (minutes
+    The plan of a subset comes from the plan cache when it was built for this GPU (or, with
+    TensorRT-RTX, ahead of time for its compute capability), TensorRT flavour and version,
+    precision and ONNX graph, and is built otherwise (minutes
     on a Jetson, once). A plan TensorRT refuses to deserialize is dropped and rebuilt once;
     what still fails is a BackendError, which the node reports, not a crash. With a plugin
     library (``auto``: built here where TensorRT's headers are, see
@@ -197,11 +199,12 @@ class TensorRTBackend:
         progress: bool = False,
     ) -> None:
         self.precision = require_precision(precision)
-        self.trt = check_target(self.precision)  # refuse at start what no build can give, not at the first frame
+        # Refuse at start what no build can give, not at the first frame.
+        self.trt, self.target = check_target(self.precision)
         self.cudart = import_cudart()
         self.manifest = manifest
         self.cache = PlanCache(Path(plan_cache) if plan_cache is not None else default_plan_dir(manifest))
-        self.plugin_library = resolve_plugin_library(plugin_library, self.cache.root)
+        self.plugin_library = resolve_plugin_library(plugin_library, self.cache.root, self.target.flavour)
         if self.plugin_library is not None:
             load_plugin_library(self.plugin_library)  # at start, not at the first frame (once per process: memoized)
         self.cuda_graphs = cuda_graphs
@@ -224,6 +227,7 @@ class TensorRTBackend:
                 self.manifest,
                 subset,
                 self.cache,
+                self.target,
                 self.precision,
                 self.plugin_library is not None,
                 self.progress,

@@ -1,9 +1,10 @@
-"""Building one TensorRT plan from one ONNX graph on this machine's GPU.
+"""Building one TensorRT plan from one ONNX graph for a target: this machine's GPU, or with
+TensorRT-RTX a compute capability ahead of time (see :mod:`binseg_ros.engines.tensorrt.targets`).
 
-A plan is specific to the GPU, its compute capability and the TensorRT version, so it is
-built where it runs (:mod:`binseg_ros.engines.tensorrt.loading` decides when, and caches it).
-The builder's settings per TensorRT generation are in :mod:`binseg_ros.engines.tensorrt.rules`;
-this module only drives TensorRT, imported when a build starts.
+:mod:`binseg_ros.engines.tensorrt.loading` decides when to build and caches the plan. What a
+flavour can take and its builder settings are in :mod:`binseg_ros.engines.tensorrt.rules`;
+this module refuses a graph the flavour cannot take before the parser sees it, then only
+drives TensorRT, imported when a build starts.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from binseg_ros.engines.tensorrt.imports import import_tensorrt, tensorrt_major, trt_logger
+from binseg_ros.engines.tensorrt.imports import import_tensorrt, trt_logger
 from binseg_ros.engines.tensorrt.progress import progress_monitor
-from binseg_ros.engines.tensorrt.rules import Precision, builder_settings
+from binseg_ros.engines.tensorrt.rules import Precision, builder_settings, check_graph
+from binseg_ros.engines.tensorrt.targets import BuildTarget, capability_member
 from binseg_ros.engines.tensorrt.timing_cache import attach_timing_cache, save_timing_cache
 from binseg_ros.errors import BackendError
 from binseg_ros.kernels.plugin_identity import PLUGIN_NAME, PLUGIN_NAMESPACE
@@ -29,34 +31,37 @@ shares memory with the CPU."""
 
 def build_plan(
     onnx_path: str | Path,
+    target: BuildTarget,
     precision: Precision = "fp16",
     timing_cache_path: str | Path | None = None,
     workspace_bytes: int = DEFAULT_WORKSPACE_BYTES,
     progress: bool = True,
 ) -> bytes:
-    """Build a serialized TensorRT engine (plan) from one ONNX graph on this machine's GPU.
+    """Build a serialized TensorRT engine (plan) from one ONNX graph for ``target``.
 
-    ``precision``: ``fp16`` (default; TensorRT 10.x only, see
-    :func:`~binseg_ros.engines.tensorrt.rules.builder_settings`), ``fp32`` (TF32 off, so it
-    matches ONNX Runtime closely), or ``int8`` (graphs with Q/DQ nodes only: the caller has
-    run :func:`~binseg_ros.engines.tensorrt.rules.check_precision` on this graph, as
-    :func:`~binseg_ros.engines.tensorrt.loading.ensure_plan` does). The timing cache at
-    ``timing_cache_path`` is loaded before and merged back after the build. A kernel graph's
-    plugin nodes need the plugin library registered first (loaded once per process, where
-    the library setting is resolved).
+    ``target`` comes from :func:`~binseg_ros.engines.tensorrt.imports.check_target`, which
+    imported this process's TensorRT. ``precision``: ``fp16`` (default; TensorRT 10.x only,
+    see :func:`~binseg_ros.engines.tensorrt.rules.builder_settings`), ``fp32`` (TF32 off, so
+    it matches ONNX Runtime closely), or ``int8`` (graphs with Q/DQ nodes only). A graph the
+    flavour cannot take (plugin nodes, DFT, int8 without Q/DQ) is refused before parsing
+    (:func:`~binseg_ros.engines.tensorrt.rules.check_graph`). The timing cache at
+    ``timing_cache_path`` (``None`` where the flavour keeps none) is loaded before and merged
+    back after the build. A kernel graph's plugin nodes need the plugin library registered
+    first (loaded once per process, where the library setting is resolved).
 
     Raises:
-        BackendError: TensorRT or cuda-python missing, precision not possible, parser errors
-            (all of them, naming the file), or a failed build.
+        BackendError: a graph or precision the flavour cannot take, parser errors (all of
+            them, naming the file), or a failed build.
     """
     onnx_path = Path(onnx_path)
+    check_graph(onnx_path, target.flavour, precision)
     trt = import_tensorrt()
-    strongly_typed, flag_names = builder_settings(tensorrt_major(trt.__version__), precision)
+    strongly_typed, flag_names = builder_settings(target.flavour, precision)
     cache_path = Path(timing_cache_path) if timing_cache_path is not None else None
 
     builder = trt.Builder(trt_logger())
     network, parser = _parse(trt, builder, onnx_path)  # parser kept until the build ends
-    config = _builder_config(trt, builder, precision, flag_names, workspace_bytes, cache_path)
+    config = _builder_config(trt, builder, target, precision, flag_names, workspace_bytes, cache_path)
     monitor = progress_monitor(trt, onnx_path.name) if progress else None
     if monitor is not None:
         config.progress_monitor = monitor
@@ -93,8 +98,8 @@ def _parse(trt: Any, builder: Any, onnx_path: Path) -> tuple[Any, Any]:
         BackendError: every error the parser recorded (see :func:`_parse_error`).
     """
     # TensorRT 10: 0 = weakly typed (STRONGLY_TYPED would forbid the FP16/INT8 flags).
-    # TensorRT ≥ 11: every network is strongly typed; the STRONGLY_TYPED flag is deprecated
-    # there and ignored, so 0 is the documented way to create one.
+    # TensorRT ≥ 11 and TensorRT-RTX: every network is strongly typed; the STRONGLY_TYPED flag
+    # is deprecated there and ignored, so 0 is the documented way to create one.
     network = builder.create_network(0)
     parser = trt.OnnxParser(network, trt_logger())
     # parse_from_file, not parse(bytes): it resolves tensors.bin relative to the graph file.
@@ -119,17 +124,27 @@ def _parse_error(parser: Any, onnx_path: Path) -> BackendError:
 def _builder_config(
     trt: Any,
     builder: Any,
+    target: BuildTarget,
     precision: Precision,
     flag_names: tuple[str, ...],
     workspace_bytes: int,
     cache_path: Path | None,
 ) -> Any:
-    """The ``IBuilderConfig``: workspace limit, precision flags, TF32 off for fp32, timing cache."""
+    """The ``IBuilderConfig``: workspace limit, precision flags, TF32 off for fp32, the compute
+    capability (TensorRT-RTX, which builds for a named one), and the timing cache if any."""
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_bytes))
     for name in flag_names:
         config.set_flag(getattr(trt.BuilderFlag, name))
     if precision == "fp32" and hasattr(trt.BuilderFlag, "TF32"):
         config.clear_flag(trt.BuilderFlag.TF32)  # on by default: fp32 should mean fp32 inner products
-    attach_timing_cache(config, cache_path)
+    if target.flavour.builds_ahead_of_time:
+        # One named capability, also for this machine's GPU: the plan is then the same one an
+        # ahead-of-time build makes, which is why such a plan serves this GPU (PlanKey.accepts).
+        config.num_compute_capabilities = 1
+        member = getattr(trt.ComputeCapability, capability_member(target.compute_capability))
+        if not config.set_compute_capability(member, 0):
+            raise BackendError(f"{target.flavour} refused compute capability {target.compute_capability}")
+    if cache_path is not None:
+        attach_timing_cache(config, cache_path)
     return config

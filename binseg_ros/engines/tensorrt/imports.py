@@ -1,33 +1,63 @@
-"""TensorRT and cuda-python, imported only when used, the CUDA return-code check, and the
-check that this machine can build and run plans at all.
+"""TensorRT (either flavour, see :mod:`.targets`) and cuda-python, imported only when used, the
+CUDA return-code check, and the check that this machine can build (and run) plans for a target.
 
-Nothing imports ``tensorrt`` or ``cuda-python`` at module import: a missing one is a
-:class:`BackendError` that says what to install, so the node, the CLI and the tests import
-the TensorRT modules on machines without a GPU.
+Nothing imports ``tensorrt``, ``tensorrt_rtx`` or ``cuda-python`` at module import: a missing
+one is a :class:`BackendError` that says what to install, so the node, the CLI and the tests
+import the TensorRT modules on machines without a GPU.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
-from typing import Any
+import os
+from typing import Any, cast
 
 from binseg_ros.engines.tensorrt.rules import Precision, builder_settings
+from binseg_ros.engines.tensorrt.targets import (
+    FLAVOUR_ENV,
+    FLAVOURS,
+    BuildTarget,
+    Flavour,
+    FlavourName,
+    ahead_of_time_target,
+    check_capability,
+    member_capability,
+)
 from binseg_ros.errors import BackendError, BinsegError
 
 LOG = logging.getLogger(__name__)
 
 
 def import_tensorrt() -> Any:
-    """The ``tensorrt`` module, or BackendError saying what is missing."""
-    try:
-        import tensorrt
-    except (ImportError, OSError) as exc:  # OSError: the wheel is there but libnvinfer is not
-        raise BackendError(
-            f"the tensorrt backend needs the TensorRT Python package (import tensorrt failed: {exc}); "
-            "install TensorRT 10.x for this GPU (JetPack 6 ships 10.3), or use backend onnxruntime"
-        ) from exc
-    return tensorrt
+    """The TensorRT module of this process: ``tensorrt`` where it imports, else ``tensorrt_rtx``
+    (or only the one ``$BINSEG_TENSORRT`` names); BackendError saying what to install otherwise."""
+    chosen = os.environ.get(FLAVOUR_ENV) or None
+    if chosen is not None and chosen not in FLAVOURS:
+        raise BackendError(f"{FLAVOUR_ENV} must be one of {', '.join(FLAVOURS)} or unset, got {chosen!r}")
+    failures = []
+    for name in (chosen,) if chosen is not None else FLAVOURS:
+        try:
+            return importlib.import_module(name)
+        except (ImportError, OSError) as exc:  # OSError: the wheel is there but its libraries are not
+            failures.append(f"import {name} failed: {exc}")
+    raise BackendError(
+        f"the tensorrt backend needs the TensorRT Python package ({'; '.join(failures)}); install TensorRT 10.x "
+        "for this GPU (JetPack 6 ships 10.3), 11.x, or TensorRT for RTX 1.x, or use backend onnxruntime"
+    )
+
+
+def tensorrt_flavour(trt: Any) -> Flavour:
+    """The :class:`Flavour` of an imported TensorRT module."""
+    return Flavour(cast(FlavourName, trt.__name__), str(trt.__version__))
+
+
+def capability_targets(trt: Any) -> tuple[str, ...]:
+    """The compute capabilities TensorRT-RTX builds for (``("7.5", "8.0", ...)``); none on full TensorRT."""
+    members = getattr(trt, "ComputeCapability", None)
+    names = getattr(members, "__members__", {})
+    return tuple(member_capability(name) for name in names if name.startswith("SM"))
 
 
 def import_cudart() -> Any:
@@ -72,14 +102,6 @@ def cuda_device_count() -> int:
         return 0
 
 
-def tensorrt_major(version: str) -> int:
-    """``"10.3.0.30"`` -> 10."""
-    try:
-        return int(version.split(".")[0])
-    except ValueError as exc:
-        raise BackendError(f"cannot read the TensorRT version {version!r}") from exc
-
-
 @functools.cache
 def trt_logger() -> Any:
     """One TensorRT logger (warnings and errors to stderr) shared by builders and runtimes."""
@@ -98,21 +120,34 @@ def device_identity() -> tuple[str, int, int]:
     return str(name).strip(), int(props.major), int(props.minor)
 
 
-def check_target(precision: Precision) -> Any:
-    """The ``tensorrt`` module, once everything a build or an engine on this machine needs is
-    there: TensorRT ≥ 10, cuda-python, a visible GPU, and a precision this TensorRT can build
-    (not fp16 on ≥ 11). The precision name itself was checked where it came in
-    (:func:`~binseg_ros.engines.tensorrt.rules.require_precision`).
+def check_target(precision: Precision, compute_capability: str | None = None) -> tuple[Any, BuildTarget]:
+    """``(tensorrt module, target)`` once everything a build for the target needs is there: a
+    TensorRT flavour that can build the precision and, for this machine's GPU, cuda-python and
+    a visible GPU it supports; ahead of time (``compute_capability``, TensorRT-RTX only), no GPU.
+    The precision name and the capability's form were checked where they came in.
 
     Raises:
         BackendError: naming the first missing piece, before any work is done.
     """
     trt = import_tensorrt()
+    flavour = tensorrt_flavour(trt)
+    builder_settings(flavour, precision)
+    targets = capability_targets(trt)
+    if compute_capability is not None:
+        return trt, ahead_of_time_target(flavour, compute_capability, targets)
     import_cudart()
     if cuda_device_count() == 0:
+        hint = ""
+        if flavour.builds_ahead_of_time:
+            hint = (
+                f"; to build {flavour} plans without one, name the target GPU's compute capability: "
+                f"`binseg build --compute-capability 8.9` (one of {', '.join(targets)})"
+            )
         raise BackendError(
-            "no CUDA GPU is visible to this process: TensorRT plans are built and run on the GPU itself; "
-            "use backend onnxruntime"
+            "no CUDA GPU is visible to this process: TensorRT plans are built and run on the GPU itself, "
+            f"so use backend onnxruntime here{hint}"
         )
-    builder_settings(tensorrt_major(trt.__version__), precision)
-    return trt
+    name, major, minor = device_identity()
+    target = BuildTarget(flavour, name, f"{major}.{minor}")
+    check_capability(flavour, target.compute_capability, targets, f"this GPU, {name}")
+    return trt, target

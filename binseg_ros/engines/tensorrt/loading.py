@@ -1,7 +1,8 @@
 """A subset's TensorRT engine: its plan from the cache when it was built for this target, else
 built here and stored, then deserialized (``binseg build`` and the backend's first run).
 
-The key of a plan is computed by :func:`target_key` from this process's GPU and TensorRT;
+The target (this machine's GPU, or a compute capability ahead of time) and the TensorRT
+flavour are checked once, by :func:`~binseg_ros.engines.tensorrt.imports.check_target`;
 :mod:`binseg_ros.engines.tensorrt.plan_cache` holds the rules of reuse. A plan TensorRT
 refuses although its key matched is rebuilt once. Nothing here prints: :func:`build_each`
 reports each subset as a value and the CLI decides how to show it.
@@ -18,20 +19,15 @@ from typing import Any
 
 from binseg_ros.engines.manifest import Manifest
 from binseg_ros.engines.tensorrt.builder import build_plan
-from binseg_ros.engines.tensorrt.imports import check_target, device_identity, import_tensorrt, trt_logger
+from binseg_ros.engines.tensorrt.imports import check_target, trt_logger
 from binseg_ros.engines.tensorrt.plan_cache import PlanCache, PlanKey, default_plan_dir, model_digest, slot_name
 from binseg_ros.engines.tensorrt.plugin_library import load_plugin_library, resolve_plugin_library
-from binseg_ros.engines.tensorrt.rules import Precision, check_precision, choose_form, require_precision
+from binseg_ros.engines.tensorrt.rules import Precision, choose_form, require_precision
+from binseg_ros.engines.tensorrt.targets import BuildTarget
 from binseg_ros.errors import BackendError, BinsegError
 from binseg_ros.modalities import Subset, subset_name
 
 LOG = logging.getLogger(__name__)
-
-
-def target_key(onnx_digest: str, precision: Precision) -> PlanKey:
-    """The :class:`PlanKey` of this process's CUDA device and TensorRT for one graph and precision."""
-    name, major, minor = device_identity()
-    return PlanKey(name, f"{major}.{minor}", str(import_tensorrt().__version__), precision, onnx_digest)
 
 
 @dataclass(frozen=True)
@@ -54,35 +50,34 @@ def ensure_plan(
     manifest: Manifest,
     subset: Subset,
     cache: PlanCache,
+    target: BuildTarget,
     precision: Precision,
     plugin_loaded: bool,
     progress: bool,
 ) -> PlanResult:
-    """A subset's plan from the cache when it was built for this target, else built and stored.
+    """A subset's plan from the cache when it was built for ``target``, else built and stored.
 
     The ``kernel`` graph (plugin nodes) is used when the folder has one and the plugin
     library was loaded (``plugin_loaded``), else the plugin-free ``matmul`` graph; the choice
     and its reason are logged. The slot is ``<onnx file stem>.<precision>``.
 
     Raises:
-        BackendError: int8 for a graph without Q/DQ nodes (before TensorRT is touched), or a
-            failed build.
+        BackendError: a graph the flavour cannot take at this precision (before parsing), or
+            a failed build.
         ManifestError: no usable graph, or a graph or tensors file that changed.
     """
-    form, reason = choose_form(manifest, subset, plugin_loaded)
+    form, reason = choose_form(manifest, subset, target.flavour, plugin_loaded)
     LOG.info("%s: %s graph (%s)", subset_name(subset), form, reason)
     onnx_path = manifest.onnx_path(subset, form)
-    check_precision(onnx_path, precision)
     slot = slot_name(onnx_path.stem, precision)
-    key = target_key(model_digest(manifest, subset, form), precision)
+    key = PlanKey.for_target(target, precision, model_digest(manifest, subset, form))
     plan = cache.load(slot, key)
     if plan is not None:
         return PlanResult(slot, form, plan, built=False)
     _verify_sources(manifest, subset, form)
-    LOG.warning(
-        "building TensorRT plan %s for %s (first use on this GPU/TensorRT: this takes a while)", slot, key.gpu_name
-    )
-    plan = build_plan(onnx_path, precision, cache.timing_cache_path(key), progress=progress)
+    LOG.warning("building TensorRT plan %s for %s (first use of this target: this takes a while)", slot, target)
+    timing_cache = cache.timing_cache_path(key) if target.flavour.keeps_timing_cache else None
+    plan = build_plan(onnx_path, target, precision, timing_cache, progress=progress)
     cache.store(slot, key, plan)
     return PlanResult(slot, form, plan, built=True)
 
@@ -101,6 +96,7 @@ def load_engine(
     manifest: Manifest,
     subset: Subset,
     cache: PlanCache,
+    target: BuildTarget,
     precision: Precision = "fp16",
     plugin_loaded: bool = False,
     progress: bool = False,
@@ -111,11 +107,11 @@ def load_engine(
     library rebuilt with another layout): TensorRT then returns None, the slot is dropped
     and built again; a fresh plan that is refused too is a BackendError.
     """
-    result = ensure_plan(manifest, subset, cache, precision, plugin_loaded, progress)
+    result = ensure_plan(manifest, subset, cache, target, precision, plugin_loaded, progress)
     engine = deserialize_engine(runtime, result.plan)
     if engine is None and not result.built:
         cache.invalidate(result.slot, "TensorRT refused to deserialize it")
-        result = ensure_plan(manifest, subset, cache, precision, plugin_loaded, progress)
+        result = ensure_plan(manifest, subset, cache, target, precision, plugin_loaded, progress)
         engine = deserialize_engine(runtime, result.plan)
     if engine is None:
         raise BackendError(
@@ -136,8 +132,8 @@ class BuildJob:
     precision: Precision
     cache: PlanCache
     plugin_library: Path | None  # resolved, not loaded yet
-    tensorrt_version: str
-    runtime: Any  # the trt.Runtime that validates each plan by deserializing it
+    target: BuildTarget
+    runtime: Any  # the trt.Runtime that validates each plan by deserializing it; None ahead of time (no GPU)
 
 
 @dataclass(frozen=True)
@@ -166,30 +162,34 @@ def prepare_build(
     cache_dir: Path | None,
     subsets: Sequence[Subset] | None,
     plugin_library: str | Path | None,
+    compute_capability: str | None = None,
 ) -> BuildJob:
     """Check everything ``binseg build`` needs before any work: the subsets (default: all of
-    the folder's), the precision, TensorRT, cuda-python and a GPU; resolve the plan folder
+    the folder's), the precision, TensorRT and the target (cuda-python and a GPU, or with
+    ``compute_capability`` a flavour that builds ahead of time); resolve the plan folder
     (default :func:`~binseg_ros.engines.tensorrt.plan_cache.default_plan_dir`) and the plugin
     library setting (``auto`` may build the library here).
 
     Raises:
         ManifestError: an unknown subset.
-        BackendError: an unknown precision, or missing TensorRT, cuda-python or GPU.
+        BackendError: an unknown precision, missing TensorRT, cuda-python or GPU, or a target
+            this TensorRT cannot build for.
     """
     chosen = [manifest.entry(s).subset for s in subsets] if subsets else [e.subset for e in manifest.subsets.values()]
     checked = require_precision(precision)
-    trt = check_target(checked)
+    trt, target = check_target(checked, compute_capability)
     cache = PlanCache(Path(cache_dir) if cache_dir is not None else default_plan_dir(manifest))
-    library = resolve_plugin_library(plugin_library, cache.root)
-    runtime = trt.Runtime(trt_logger())
-    return BuildJob(manifest, tuple(chosen), checked, cache, library, str(trt.__version__), runtime)
+    library = resolve_plugin_library(plugin_library, cache.root, target.flavour)
+    runtime = None if target.ahead_of_time else trt.Runtime(trt_logger())
+    return BuildJob(manifest, tuple(chosen), checked, cache, library, target, runtime)
 
 
 def build_each(job: BuildJob) -> Iterator[SubsetPlan | SubsetFailure]:
     """Build (or find in the cache) and validate the plan of each of the job's subsets, in order.
 
-    Each plan is deserialized once, so a plan that TensorRT refuses is rebuilt here rather
-    than at the node's start. The plugin library is loaded once, first; if it cannot be,
+    On this machine's GPU each plan is deserialized once, so a plan that TensorRT refuses is
+    rebuilt here rather than at the node's start; a plan built ahead of time is first
+    deserialized on its target. The plugin library is loaded once, first; if it cannot be,
     every subset fails with that error. A subset's error does not stop the next subset.
     """
     plugin_error: BinsegError | None = None
@@ -198,16 +198,19 @@ def build_each(job: BuildJob) -> Iterator[SubsetPlan | SubsetFailure]:
             load_plugin_library(job.plugin_library)
         except BinsegError as error:
             plugin_error = error
+    plugin_loaded = job.plugin_library is not None
     for subset in job.subsets:
         if plugin_error is not None:
             yield SubsetFailure(subset, plugin_error)
             continue
         start = time.perf_counter()
         try:
-            result, engine = load_engine(
-                job.runtime, job.manifest, subset, job.cache, job.precision, job.plugin_library is not None, True
-            )
-            del engine
+            if job.runtime is None:
+                result = ensure_plan(job.manifest, subset, job.cache, job.target, job.precision, plugin_loaded, True)
+            else:
+                result = load_engine(  # the engine itself is dropped here: deserializing was the check
+                    job.runtime, job.manifest, subset, job.cache, job.target, job.precision, plugin_loaded, True
+                )[0]
         except BinsegError as error:
             yield SubsetFailure(subset, error)
             continue

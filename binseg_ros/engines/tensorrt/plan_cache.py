@@ -1,19 +1,20 @@
 """The TensorRT plan cache: which serialized engine may be reused, and when it must be rebuilt.
 
-A plan is only valid for the GPU model, compute capability and TensorRT version that built
-it, at its precision, from exactly one ONNX file. Each (subset, form, precision) has one slot
+A plan is only valid for the GPU model, compute capability and TensorRT flavour and version
+that built it, at its precision, from exactly one ONNX file; a TensorRT-RTX plan built ahead
+of time for a compute capability serves every GPU of that capability, since TensorRT-RTX
+compiles its kernels for the actual GPU when it loads the plan. Each (subset, form, precision) has one slot
 in the cache folder: ``<slot>.plan`` plus ``<slot>.json`` holding the :class:`PlanKey` it was
 built for and the plan's sha256. A lookup returns the plan only when the key matches and the
 bytes are intact; otherwise it logs why (which key fields changed, or that the file is
 corrupt) and the caller rebuilds. Nothing here imports TensorRT, so the rules are tested on
 any machine.
 
-The timing cache is shared by all slots built on the same GPU and TensorRT version: it
-records kernel timings, not graphs, so rebuilding another subset or precision reuses it.
+The timing cache is shared by all slots built on the same GPU and TensorRT flavour and
+version: it records kernel timings, not graphs, so rebuilding another subset or precision
+reuses it (TensorRT-RTX keeps none).
 
-A plan is specific to the GPU, its compute capability and the TensorRT version, so it is
-built where it runs; the cache of a model lives in :func:`default_plan_dir` unless a folder
-is given.
+The cache of a model lives in :func:`default_plan_dir` unless a folder is given.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 
 from binseg_ros.engines.manifest import Manifest
 from binseg_ros.engines.tensorrt.rules import Precision, require_precision
+from binseg_ros.engines.tensorrt.targets import AHEAD_OF_TIME, BuildTarget
 from binseg_ros.errors import BackendError
 from binseg_ros.modalities import Subset
 
@@ -41,11 +43,18 @@ PLAN_CACHE_ENV = "BINSEG_PLAN_CACHE"
 class PlanKey:
     """Everything a serialized engine depends on besides the bytes of TensorRT itself."""
 
-    gpu_name: str
+    gpu_name: str  # the GPU that built it, or AHEAD_OF_TIME (TensorRT-RTX, no GPU involved)
     compute_capability: str  # "8.7", "9.0", "11.0"
+    tensorrt_flavour: str  # "tensorrt" | "tensorrt_rtx"
     tensorrt_version: str
     precision: Precision
     onnx_sha256: str  # of the graph file and its external weights, see model_digest
+
+    @classmethod
+    def for_target(cls, target: BuildTarget, precision: Precision, onnx_sha256: str) -> PlanKey:
+        """The key of a plan built for ``target`` from one graph at one precision."""
+        flavour = target.flavour
+        return cls(target.gpu_name, target.compute_capability, flavour.name, flavour.version, precision, onnx_sha256)
 
     @classmethod
     def from_record(cls, fields: dict[str, Any]) -> PlanKey:
@@ -58,6 +67,13 @@ class PlanKey:
         key = cls(**fields)
         require_precision(key.precision)
         return key
+
+    def accepts(self, built_for: PlanKey) -> bool:
+        """Whether a plan built for ``built_for`` may be used where this key was made: the same
+        key, or one built ahead of time for this compute capability (and everything else equal)."""
+        return built_for == self or (
+            built_for.gpu_name == AHEAD_OF_TIME and dataclasses.replace(built_for, gpu_name=self.gpu_name) == self
+        )
 
     def changes(self, other: PlanKey) -> list[str]:
         """``["tensorrt_version 10.3.0 -> 10.7.0", ...]``: the fields that differ from ``other``."""
@@ -80,8 +96,8 @@ class PlanCache:
         return self.root / f"{slot}.json"
 
     def timing_cache_path(self, key: PlanKey) -> Path:
-        """``<root>/timing.<16 hex>.cache``, one per (GPU, compute capability, TensorRT version)."""
-        platform = f"{key.gpu_name}|{key.compute_capability}|{key.tensorrt_version}"
+        """``<root>/timing.<16 hex>.cache``, one per (GPU, compute capability, TensorRT flavour and version)."""
+        platform = f"{key.gpu_name}|{key.compute_capability}|{key.tensorrt_flavour}|{key.tensorrt_version}"
         return self.root / f"timing.{hashlib.sha256(platform.encode()).hexdigest()[:16]}.cache"
 
     def load(self, slot: str, key: PlanKey) -> bytes | None:
@@ -97,7 +113,7 @@ class PlanCache:
         except (OSError, ValueError, KeyError, TypeError, BackendError) as error:
             LOG.warning("plan record %s is unreadable (%s): rebuilding %s", record, error, slot)
             return None
-        if built_for != key:
+        if not key.accepts(built_for):
             LOG.warning(
                 "cached plan %s was built for another target (%s): rebuilding", slot, "; ".join(key.changes(built_for))
             )

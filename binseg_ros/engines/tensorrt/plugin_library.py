@@ -5,6 +5,9 @@ then registered with TensorRT's plugin registry.
 path loads that library; ``auto`` builds ``libbinseg_trt_plugins.so`` once per GPU
 architecture and TensorRT version into the plan cache, where TensorRT's headers and nvcc are
 installed (a JetPack image has both), and otherwise falls back to ``matmul`` with a log line.
+TensorRT-RTX has no plugin layers: there every setting resolves to no plugin (a path with a
+warning) and no library is ever loaded, because its ONNX parser aborts the process when it
+meets a plugin node with a plugin library loaded.
 
 The library is loaded once per process, where the setting is resolved (the backend's start,
 ``binseg build``'s start); the builder and the plan cache only ask whether it was loaded.
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from binseg_ros.engines.tensorrt.imports import device_identity, import_tensorrt, trt_logger
+from binseg_ros.engines.tensorrt.targets import Flavour
 from binseg_ros.errors import BackendError
 from binseg_ros.kernels.build import (
     FREQUENCY_SPLIT,
@@ -35,12 +39,16 @@ AUTO = "auto"
 NONE = ("", "none")
 
 
-def resolve_plugin_library(setting: str | Path | None, cache_root: Path) -> Path | None:
-    """The library a ``plugin_library`` setting stands for; ``None`` means no plugin.
+def resolve_plugin_library(setting: str | Path | None, cache_root: Path, flavour: Flavour) -> Path | None:
+    """The library a ``plugin_library`` setting stands for on ``flavour``; ``None`` means no plugin.
 
     An explicit path is returned as it is: :func:`load_plugin_library` checks it.
     """
     if setting is None or str(setting) in NONE:
+        return None
+    if not flavour.takes_plugins:
+        log = LOG.info if str(setting) == AUTO else LOG.warning
+        log("%s has no plugin layers: plugin library %s is not loaded, the matmul graphs are built", flavour, setting)
         return None
     if str(setting) != AUTO:
         return Path(setting).expanduser()

@@ -1,20 +1,26 @@
 """The TensorRT rules that need no TensorRT: precisions, the builder settings of each TensorRT
-generation, Q/DQ detection, and the choice of graph form. They run (and are tested) on any
-machine, and refuse what cannot be built before TensorRT or a GPU is touched.
+flavour and generation, what a graph holds that a TensorRT cannot take, and the choice of graph
+form. They run (and are tested) on any machine, and refuse what cannot be built before the
+ONNX parser, a build or a GPU is touched.
 
 TensorRT API generations (written against the documented Python API of 10.x, 10.3 being
-JetPack 6, and of 11.x):
+JetPack 6, of 11.x, and of TensorRT for RTX 1.x; see :mod:`.targets` for the flavours):
 
 - **10.x** builds *weakly typed* networks: the ONNX graph is fp32 and the ``FP16`` / ``INT8``
   builder flags let TensorRT pick lower-precision kernels per layer.
-- **11.x** removed those flags and weak typing: every network is *strongly typed*, and a
-  layer runs in the type the ONNX graph gives its tensors. An fp16 engine then needs an
-  fp16-typed ONNX graph (e.g. converted with NVIDIA ModelOpt AutoCast), which this release
-  does not export, so on TensorRT ≥ 11 only ``fp32`` (and ``int8`` from Q/DQ graphs) is built.
+- **11.x** and **TensorRT-RTX** have no such flags and no weak typing: every network is
+  *strongly typed*, and a layer runs in the type the ONNX graph gives its tensors. An fp16
+  engine then needs an fp16-typed ONNX graph (e.g. converted with NVIDIA ModelOpt AutoCast),
+  which this release does not export, so there only ``fp32`` (and on 11.x ``int8`` from Q/DQ
+  graphs) is built.
 - **int8** needs explicit quantization (QuantizeLinear/DequantizeLinear nodes in the graph):
   TensorRT 10 deprecates implicit calibration and TensorRT 11 removes it, so this project has
-  no calibrator. The exported graphs carry no Q/DQ nodes, so int8 is refused before TensorRT
-  is touched (:func:`check_precision`).
+  no calibrator; TensorRT-RTX quantizes weights only. The exported graphs carry no Q/DQ nodes,
+  so int8 is refused before the parser is touched (:func:`check_graph`).
+- **graphs**: the ``fft`` form's ONNX ``DFT`` parses on TensorRT ≥ 11.2 only, and the
+  ``kernel`` form's plugin nodes need a flavour with plugin layers (not TensorRT-RTX). Both
+  are refused before parsing: the parser looks an unknown operator up in the plugin
+  registry, and with a plugin library loaded that lookup can abort the whole process.
 
 A precision name is validated once, by :func:`require_precision`, where it enters (the CLI,
 the backend, a plan record read from disk); past that boundary it is a :data:`Precision`
@@ -23,10 +29,12 @@ and nothing checks the name again.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from binseg_ros.engines.manifest import Manifest
+from binseg_ros.engines.tensorrt.targets import MIN_MAJOR, Flavour
 from binseg_ros.errors import BackendError, ManifestError
 from binseg_ros.modalities import Subset, subset_name
 
@@ -41,8 +49,7 @@ calibration and TensorRT 11 removes it."""
 KERNEL_FORM = "kernel"  # frequency branch as plugin nodes running the project's CUDA kernels
 PORTABLE_FORM = "matmul"  # frequency branch as DFT matmuls: no plugin, builds on every TensorRT
 QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
-MIN_TENSORRT_MAJOR = 10
-STRONGLY_TYPED_MAJOR = 11
+STANDARD_DOMAINS = frozenset({"", "ai.onnx"})  # any other domain is a plugin node to TensorRT's parser
 
 
 def require_precision(precision: str) -> Precision:
@@ -56,40 +63,58 @@ def require_precision(precision: str) -> Precision:
     return precision
 
 
-def quantization_nodes(onnx_path: str | Path) -> int:
-    """How many QuantizeLinear / DequantizeLinear nodes the graph has (subgraphs and functions too).
+def graph_ops(onnx_path: str | Path) -> Counter[tuple[str, str]]:
+    """``{(domain, op_type): count}`` over the graph, its subgraphs and its functions.
 
     Reads only the graph file: its external data (``tensors.bin``) is not loaded.
     """
     import onnx
 
     model = onnx.load(str(onnx_path), load_external_data=False)
-    functions = sum(node.op_type in QDQ_OPS for function in model.functions for node in function.node)
-    return _count_qdq(model.graph) + functions
+    ops = _count_ops(model.graph)
+    for function in model.functions:
+        ops.update((node.domain, node.op_type) for node in function.node)
+    return ops
 
 
-def _count_qdq(graph: onnx.GraphProto) -> int:
-    """Q/DQ nodes of one graph and, recursively, of the subgraphs its nodes carry (If, Loop, Scan)."""
+def _count_ops(graph: onnx.GraphProto) -> Counter[tuple[str, str]]:
+    """The ops of one graph and, recursively, of the subgraphs its nodes carry (If, Loop, Scan)."""
     import onnx
 
-    total = 0
+    ops: Counter[tuple[str, str]] = Counter()
     for node in graph.node:
-        total += node.op_type in QDQ_OPS
+        ops[(node.domain, node.op_type)] += 1
         for attribute in node.attribute:
             if attribute.type == onnx.AttributeProto.GRAPH:
-                total += _count_qdq(attribute.g)
+                ops.update(_count_ops(attribute.g))
             elif attribute.type == onnx.AttributeProto.GRAPHS:
-                total += sum(_count_qdq(g) for g in attribute.graphs)
-    return total
+                for subgraph in attribute.graphs:
+                    ops.update(_count_ops(subgraph))
+    return ops
 
 
-def check_precision(onnx_path: str | Path, precision: Precision) -> None:
-    """Refuse a precision the graph cannot be built at, before TensorRT is involved.
+def check_graph(onnx_path: str | Path, flavour: Flavour, precision: Precision) -> None:
+    """Refuse a graph this TensorRT cannot take, before its ONNX parser sees it.
 
     Raises:
-        BackendError: int8 for a graph without Q/DQ nodes.
+        BackendError: plugin nodes on a flavour without plugin layers, ``DFT`` on a TensorRT
+            without its importer, or int8 for a graph without Q/DQ nodes.
     """
-    if precision == "int8" and quantization_nodes(onnx_path) == 0:
+    ops = graph_ops(onnx_path)
+    plugins = sorted({f"{domain}::{op}" for domain, op in ops if domain not in STANDARD_DOMAINS})
+    if plugins and not flavour.takes_plugins:
+        raise BackendError(
+            f"{onnx_path}: {flavour} has no plugin layers, and this graph has plugin nodes ({', '.join(plugins)}); "
+            f"build the plugin-free {PORTABLE_FORM!r} graph of this subset"
+        )
+    dft = sum(count for (domain, op), count in ops.items() if op == "DFT" and domain in STANDARD_DOMAINS)
+    if dft and not flavour.parses_dft:
+        raise BackendError(
+            f"{onnx_path}: {flavour} cannot parse the ONNX DFT operator ({dft} nodes; full TensorRT parses it "
+            f"from 11.2 on, TensorRT-RTX not at all); build the {PORTABLE_FORM!r} graph of this subset"
+        )
+    qdq = sum(count for (domain, op), count in ops.items() if op in QDQ_OPS and domain in STANDARD_DOMAINS)
+    if precision == "int8" and qdq == 0:
         raise BackendError(
             f"{onnx_path}: int8 needs an explicitly quantized graph (QuantizeLinear/DequantizeLinear "
             "nodes) and this one has none. TensorRT 10 deprecates implicit INT8 calibration and "
@@ -98,34 +123,46 @@ def check_precision(onnx_path: str | Path, precision: Precision) -> None:
         )
 
 
-def builder_settings(major: int, precision: Precision) -> tuple[bool, tuple[str, ...]]:
-    """``(strongly_typed, BuilderFlag names to set)`` for a precision on a TensorRT major version.
+def builder_settings(flavour: Flavour, precision: Precision) -> tuple[bool, tuple[str, ...]]:
+    """``(strongly_typed, BuilderFlag names to set)`` for a precision on a TensorRT flavour.
 
     TensorRT 10 (weakly typed): fp16 -> ``FP16``, int8 -> ``INT8`` (its Q/DQ scales decide
-    what is quantized), fp32 -> none. TensorRT ≥ 11 (strongly typed, those flags removed):
-    the graph's own types decide, so fp32 and int8 (Q/DQ) need no flags, and fp16 is refused
-    because it would need an fp16-typed ONNX graph, which this release does not export.
+    what is quantized), fp32 -> none. TensorRT ≥ 11 and TensorRT-RTX (strongly typed, no such
+    flags): the graph's own types decide, so fp32 needs no flags, int8 (Q/DQ) only on 11.x,
+    and fp16 is refused because it would need an fp16-typed ONNX graph, which this release
+    does not export.
 
     Raises:
-        BackendError: a TensorRT older than 10, or fp16 on TensorRT ≥ 11.
+        BackendError: a release older than the flavour's minimum, fp16 where strongly typed,
+            or int8 on TensorRT-RTX.
     """
-    if major < MIN_TENSORRT_MAJOR:
+    major = flavour.release[0]
+    if major < MIN_MAJOR[flavour.name]:
         raise BackendError(
-            f"TensorRT {major}.x is too old: the tensorrt backend needs 10.x (10.3 = JetPack 6) or newer"
+            f"{flavour} is too old: the tensorrt backend needs TensorRT 10.x (10.3 = JetPack 6) or newer, "
+            "or TensorRT for RTX 1.x"
         )
-    if major >= STRONGLY_TYPED_MAJOR:
+    if flavour.rtx and precision == "int8":
+        raise BackendError(
+            f"precision int8 is not available on {flavour}: its INT8 quantizes weights only (no INT8 builder "
+            "flag, no activation calibration) and `binseg export` writes no such graphs; use precision fp32"
+        )
+    if flavour.strongly_typed:
         if precision == "fp16":
             raise BackendError(
-                f"precision fp16 is not available on TensorRT {major}: it builds strongly typed networks "
-                "only (the FP16 builder flag is gone), so fp16 needs an fp16-typed ONNX graph, which this "
-                "release does not export; use precision fp32"
+                f"precision fp16 is not available on {flavour}: it builds strongly typed networks only (no FP16 "
+                "builder flag), so fp16 needs an fp16-typed ONNX graph, which this release does not export; "
+                "use precision fp32"
             )
         return True, ()
     return False, {"fp16": ("FP16",), "int8": ("INT8",), "fp32": ()}[precision]
 
 
-def choose_form(manifest: Manifest, subset: Subset, plugin_loaded: bool) -> tuple[str, str]:
+def choose_form(manifest: Manifest, subset: Subset, flavour: Flavour, plugin_loaded: bool) -> tuple[str, str]:
     """``(form, reason)``: the plugin (``kernel``) graph where it can be built, else ``matmul``.
+
+    ``plugin_loaded`` is never true on a flavour without plugin layers (the plugin setting
+    resolves to none there), so TensorRT-RTX always gets the ``matmul`` graph.
 
     Raises:
         ManifestError: the subset is missing, or it has only a kernel graph and no plugin is loaded.
@@ -133,12 +170,15 @@ def choose_form(manifest: Manifest, subset: Subset, plugin_loaded: bool) -> tupl
     entry = manifest.entry(subset)
     if KERNEL_FORM in entry.onnx and plugin_loaded:
         return KERNEL_FORM, "plugin library loaded: the frequency branch runs the project's CUDA kernels"
+    if not flavour.takes_plugins:
+        why = f"{flavour} has no plugin layers"
+    elif KERNEL_FORM in entry.onnx:
+        why = "no plugin library was given"
+    else:
+        why = "the engine folder has no kernel (plugin) graph"
     if PORTABLE_FORM not in entry.onnx:
         raise ManifestError(
-            f"{manifest.path}: subset {subset_name(entry.subset)!r} has no {PORTABLE_FORM!r} graph and "
-            f"{'no plugin library was given' if KERNEL_FORM in entry.onnx else 'no kernel graph'}; "
+            f"{manifest.path}: subset {subset_name(entry.subset)!r} has no {PORTABLE_FORM!r} graph and {why}; "
             f"it has {', '.join(entry.onnx)}"
         )
-    if KERNEL_FORM in entry.onnx:
-        return PORTABLE_FORM, "no plugin library loaded, so the plugin-free DFT-as-matmul graph"
-    return PORTABLE_FORM, "the engine folder has no kernel (plugin) graph"
+    return PORTABLE_FORM, f"{why}, so the plugin-free DFT-as-matmul graph"

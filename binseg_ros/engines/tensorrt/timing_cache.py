@@ -2,7 +2,8 @@
 
 Kernel timings are most of a first build's minutes; the file is per (GPU, compute capability,
 TensorRT version) (:meth:`~binseg_ros.engines.tensorrt.plan_cache.PlanCache.timing_cache_path`),
-so another subset or precision built later on the same target reuses them. ``binseg build``
+so another subset or precision built later on the same target reuses them. TensorRT-RTX
+keeps no timing cache (its timing-cache calls are no-ops), so its builds use none. ``binseg build``
 and a starting node may finish builds at the same time, hence the file lock around the
 read-merge-write.
 """
@@ -33,9 +34,9 @@ def locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def attach_timing_cache(config: Any, path: Path | None) -> None:
+def attach_timing_cache(config: Any, path: Path) -> None:
     """Give the build the timing cache saved at ``path`` (an empty one if missing or unreadable)."""
-    data = path.read_bytes() if path is not None and path.is_file() else b""
+    data = path.read_bytes() if path.is_file() else b""
     try:
         cache = config.create_timing_cache(data)
     except Exception as exc:  # noqa: BLE001 - a damaged file must not stop the build

@@ -131,9 +131,10 @@ def test_thermal_dropout_splits_the_robustness_table(fast_engine, mm5_root, ids,
             assert name == "rgb+depth", record.time_s
         elif record.time_s < 0.55 or record.time_s > 1.4 + 0.3:  # before, or after re-admission (3 frames)
             assert name == "rgb+depth+thermal", record.time_s
-    # Anchors waited for the timeout, then went out without thermal: nothing in the window was lost.
+    # Anchors went out without thermal once it could no longer match, long before thermal timed
+    # out (modality_timeout 0.5 s): nothing in the window was lost, and nothing waited for the timeout.
     in_window = [r for r in evaluation.records if 0.64 <= r.time_s < 1.4]
-    assert len(in_window) >= 11 and max(r.timings["sync_wait"] for r in in_window) >= 0.4
+    assert len(in_window) >= 11 and max(r.timings["sync_wait"] for r in in_window) < 0.4
 
 
 def test_bad_bags_and_bad_ground_truth_are_named(fast_engine, mm5_root, ids, tmp_path):

@@ -1,4 +1,4 @@
-"""segment_node over real rclpy and Fast DDS: sync, fallback, malformed input, shutdown."""
+"""segment_node over real rclpy and Fast DDS: sync, fallback, malformed input, the quality gate, shutdown."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from binseg_ros.datasets import camera_frames
+from binseg_ros.degrade import Degradation, apply
 from binseg_ros.errors import NodeError
 from binseg_ros.ros.conversions import to_image
 from binseg_ros.ros.process import NodeProcess
@@ -20,7 +21,7 @@ from binseg_ros.ros.process import NodeProcess
 SLOP = 0.05
 TIMEOUT = 0.5
 RATE = 15.0
-STALE, OK = 3, 0
+STALE, WARN, OK = 3, 1, 0
 
 
 @pytest.fixture(scope="module")
@@ -189,3 +190,52 @@ def test_probability_and_overlay_only_while_subscribed(node, ros_harness, frames
     assert probability.header.frame_id.startswith("loud_rgb_")
     status = harness.wait_for_status("segmentation", lambda s: int(s.get("published.overlay", 0)) >= 5)
     assert int(status["published.probability"]) >= 5
+
+
+def test_a_dark_rgb_is_left_out_while_masks_keep_coming(node, ros_harness, frames):
+    """A camera in the dark still publishes: its frames are left out, depth + thermal segment."""
+    harness = ros_harness
+    harness.play([frames], count=10, rate=RATE, tag="lit")
+    harness.wait_for_status("segmentation", lambda s: s["running_subset"] == "rgb+depth+thermal")
+    dark = {**frames, "rgb": apply(Degradation("rgb", "dark"), frames["rgb"], np.random.default_rng(0))}
+    harness.masks.clear()
+    mark = harness.mark()
+    harness.play([dark], count=30, rate=RATE, tag="dark")
+    harness.spin_for(0.5)
+    ours = [m for m in harness.masks if m.frame_id.startswith("dark_")]
+    assert len(ours) >= 25, f"{len(ours)} masks for 30 sets with a dark RGB"
+    assert all(m.frame_id.startswith("dark_depth_") for m in ours)  # rgb left out: depth anchors
+    assert ours[-1].shape == frames["depth"].shape
+    status = harness.wait_for_status("segmentation", lambda s: int(s.get("degraded.rgb.underexposed", 0)) >= 25, mark)
+    assert status["level"] == WARN and "rgb degraded: underexposed" in status["message"]
+    assert status["running_subset"] == "depth+thermal" and status["active_subset"] == "rgb+depth+thermal"
+    rgb = harness.wait_for_status("rgb", lambda s: s["level"] == WARN, mark)
+    assert rgb["message"] == "rgb degraded: underexposed" and rgb["degraded"] == "underexposed"
+    # The lights come back: after the gate's hysteresis RGB is used again.
+    mark = harness.mark()
+    harness.play([frames], count=15, rate=RATE, tag="relit")
+    back = harness.wait_for_status("segmentation", lambda s: s["running_subset"] == "rgb+depth+thermal", mark)
+    assert back["level"] == OK
+    harness.wait_for_status("rgb", lambda s: s["level"] == OK, mark)
+    assert any(m.frame_id.startswith("relit_rgb_") for m in harness.masks)
+
+
+def test_a_flapping_thermal_costs_no_masks_and_shows_its_miss_rate(node, ros_harness, frames):
+    """Thermal on and off at 2 Hz (four frames on, four off at 15 Hz): the sets it misses go out
+    without it instead of being lost, and diagnostics say it keeps missing sets."""
+    harness = ros_harness
+    harness.play([frames], count=10, rate=RATE, tag="steady")
+    harness.wait_for_status("segmentation", lambda s: s["running_subset"] == "rgb+depth+thermal")
+    harness.masks.clear()
+    mark = harness.mark()
+    sent = 0
+    for flap in range(8):
+        for modalities in (("rgb", "depth", "thermal"), ("rgb", "depth")):
+            sent += len(harness.play([frames], count=4, rate=RATE, modalities=modalities, tag=f"flap{flap}"))
+    harness.spin_for(0.5)
+    ours = [m for m in harness.masks if m.frame_id.startswith("flap")]
+    assert len(ours) >= 0.9 * sent, f"{len(ours)} masks for {sent} rgb frames"
+    thermal = harness.wait_for_status("thermal", lambda s: "missed" in s["message"], mark)
+    assert thermal["level"] == WARN and 0 < int(thermal["missed_sets"]) < int(thermal["expected_sets"])
+    overall = harness.wait_for_status("segmentation", lambda s: "thermal missed" in s["message"], mark)
+    assert overall["level"] == WARN and overall["message"].startswith("fallback to rgb+depth"), overall

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from binseg_ros.core.frame import Arrival, Frame, FrameSet
-from binseg_ros.core.sync import Health, SyncConfig, Synchronizer
+from binseg_ros.core.sync import Health, Misses, SyncConfig, Synchronizer
 
 IMAGE = np.zeros((4, 6), np.float32)
 RGB_IMAGE = np.zeros((4, 6, 3), np.uint8)
@@ -82,6 +82,7 @@ def test_thermal_dies_then_returns_with_hysteresis():
     reduced = [s for s in rig.sets if s.subset == ("rgb", "depth")]
     assert reduced, "output must continue on rgb+depth"
     assert sec(reduced[0].anchor.arrival.clock_ns) - died_at <= 0.2 + 2 * PERIOD
+    assert reduced[0].anchor.stamp_ns == ns(died_at)  # not even the first anchor without thermal is lost
     assert rig.health(t)["thermal"] is Health.STALE
     # Thermal returns: admitted only after 3 consecutive frames.
     before = len(rig.sets)
@@ -122,14 +123,97 @@ def test_anchor_waits_for_a_frame_that_can_still_arrive():
     assert len(rig.sets) == 2 and rig.sets[-1].frames["thermal"].stamp_ns == ns(PERIOD - 0.004)
 
 
-def test_anchor_without_a_possible_match_is_dropped_and_counted():
+def test_anchor_without_a_possible_match_goes_out_without_it():
     rig = Rig(slop=0.01)
     rig.tick(0.0)
-    rig.push("rgb", 0.1)
-    rig.push("depth", 0.1)
-    rig.push("thermal", 0.15)  # thermal skipped 0.1: rgb@0.1 can never be completed
+    rig.tick(PERIOD)
+    rig.push("rgb", 2 * PERIOD)
+    rig.push("depth", 2 * PERIOD)
+    rig.push("thermal", 3 * PERIOD)  # thermal skipped 2 * PERIOD: rgb@2*PERIOD can never be completed
+    full = ("rgb", "depth", "thermal")
+    assert [s.subset for s in rig.sets] == [full, full, ("rgb", "depth")]
+    assert rig.sync.drops["no_match"] == 0
+    misses = rig.sync.misses()
+    assert misses["thermal"] == Misses(missed=1, expected=3) and misses["depth"] == Misses(missed=0, expected=3)
+    assert rig.accounted() == rig.pushed
+
+
+def test_anchor_without_a_required_match_is_dropped_and_counted():
+    rig = Rig(slop=0.01, required=("thermal",))
+    rig.tick(0.0)
+    rig.tick(PERIOD)
+    rig.push("rgb", 2 * PERIOD)
+    rig.push("depth", 2 * PERIOD)
+    rig.push("thermal", 3 * PERIOD)
     assert rig.sync.drops["no_match"] == 1
-    assert len(rig.sets) == 1
+    assert len(rig.sets) == 2
+    assert rig.sync.misses()["thermal"] == Misses(missed=1, expected=3)
+    assert rig.accounted() == rig.pushed
+
+
+def test_a_waiting_anchor_goes_out_before_the_next_one_arrives():
+    """Waits end on the clock, not on the late sensor: sets keep the anchors' pace, no burst."""
+    rig = Rig(slop=0.02)
+    rig.tick(0.0)
+    rig.push("rgb", PERIOD)
+    rig.push("depth", PERIOD)
+    assert len(rig.sets) == 1  # thermal for PERIOD may still come
+    rig.poll(2 * PERIOD)
+    assert [s.subset for s in rig.sets] == [("rgb", "depth", "thermal"), ("rgb", "depth")]
+    assert rig.accounted() == rig.pushed
+
+
+def test_whether_a_slow_frame_joins_does_not_depend_on_polls():
+    """A frame within slop by stamp, but far slower in transport than its sensor's frames so far and
+    than its anchor, is too late for it whether or not a poll ended the wait before it came: a replay
+    without polls makes the same sets."""
+    outcomes = []
+    for polled in (False, True):
+        rig = Rig(slop=0.02)
+        rig.tick(0.0)
+        rig.push("rgb", PERIOD)
+        rig.push("depth", PERIOD)
+        if polled:
+            rig.poll(PERIOD + 0.035)
+        rig.push("thermal", PERIOD, latency=0.05)
+        outcomes.append([s.subset for s in rig.sets])
+        assert rig.accounted() == rig.pushed
+    assert outcomes[0] == outcomes[1] == [("rgb", "depth", "thermal"), ("rgb", "depth")]
+
+
+def test_anchoring_clears_a_bench_so_a_later_miss_costs_no_more_than_a_first_one():
+    """Depth relapses (its ``need`` doubles), anchors while RGB is down, then misses once after RGB is
+    back: it rejoins after ``readmit_frames`` matches, as after any first miss, not the doubled need."""
+    rig = Rig(slop=0.01, modality_timeout=0.2, readmit_frames=2)
+    readmit = rig.sync.config.readmit_frames
+    stamps = (i * PERIOD for i in range(1000))
+    without_depth = ("rgb", "thermal")
+
+    def tick(modalities=("rgb", "depth", "thermal")):
+        stamp = next(stamps)
+        rig.tick(stamp, modalities)
+        return stamp
+
+    for _ in range(3):
+        tick()
+    for _ in range(2):  # a miss, back after readmit matches, then a relapse soon after
+        tick(without_depth)
+        for _ in range(readmit):
+            tick()
+    assert "depth" not in rig.sets[-1].frames
+    while rig.sets[-1].anchor.modality != "depth":  # rgb went stale
+        tick(("depth", "thermal"))
+    while rig.sets[-1].anchor.modality != "rgb":  # rgb is back: readmitted, it anchors again
+        tick()
+    tick()
+    skipped = tick(without_depth)
+    for _ in range(4 * readmit):
+        tick()
+    after = [s for s in rig.sets if s.anchor.stamp_ns >= ns(skipped)]
+    with_depth = ["depth" in s.frames for s in after]
+    assert with_depth.index(True) == readmit
+    assert all(with_depth[readmit:])
+    assert rig.accounted() == rig.pushed
 
 
 def test_closest_frame_wins_and_older_ones_are_counted():
@@ -179,7 +263,7 @@ def test_overflowing_buffer_is_counted():
     rig = Rig(slop=0.01, buffer_size=3)
     rig.tick(0.0)
     for i in range(1, 6):
-        rig.push("rgb", i * PERIOD)  # depth and thermal alive: the anchors wait for them
+        rig.push("depth", i * PERIOD)  # rgb alive but silent: depth frames wait for anchors
     assert rig.sync.drops["buffer_overflow"] == 2
     assert rig.accounted() == rig.pushed
 
@@ -207,6 +291,7 @@ def test_startup_waits_for_sensors_not_yet_heard_from():
         ("modality_timeout", -1, "modality_timeout"),
         ("readmit_frames", 0, "readmit_frames"),
         ("buffer_size", 0, "buffer_size"),
+        ("max_delay", -0.01, "max_delay"),
     ],
 )
 def test_config_is_validated(field, value, message):

@@ -10,6 +10,11 @@ Accounting: every image message is either part of an emitted set or counted unde
 reason (including ``undecodable`` and ``end_of_input``), and every mask is either scored
 or counted as ``no_ground_truth`` / ``ground_truth_size_mismatch``.
 :attr:`BagEvaluation.accounting_balanced` checks that nothing vanished.
+
+A bag made with degradation windows (``make-bag --degrade``) keeps them in its metadata; the
+evaluation scores each window over the masks made while it degraded its sensor, next to the
+clean masks (no sensor degraded), whether the set used the degraded image or the quality gate
+left it out: the window's score is what the robot delivered during it.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 import time
 from collections import Counter, defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -26,13 +31,13 @@ from tqdm import tqdm
 
 from binseg_ros.backends.base import Backend
 from binseg_ros.backends.factory import create_backend
-from binseg_ros.bags.groundtruth import GroundTruth
+from binseg_ros.bags.groundtruth import GroundTruth, nearest_stamp
 from binseg_ros.bags.io import bag_span, bag_topics, read_messages
-from binseg_ros.bags.make import DEFAULT_TOPICS
+from binseg_ros.bags.make import DEFAULT_TOPICS, DegradeSchedule
 from binseg_ros.calibration.model import Rig
 from binseg_ros.core.drops import DropReason, Scope, total
-from binseg_ros.core.frame import Arrival
-from binseg_ros.core.messages import ThermalUnits
+from binseg_ros.core.frame import Arrival, seconds_to_ns
+from binseg_ros.core.messages import ThermalUnits, stamp_ns
 from binseg_ros.core.postprocess import overlay
 from binseg_ros.core.registration import Registration
 from binseg_ros.core.runtime import SegmentationRuntime
@@ -60,6 +65,7 @@ class FrameRecord:
     prediction: np.ndarray | None = field(default=None, repr=False)  # probability as uint8 (what metrics see)
     thumbnail: np.ndarray | None = field(default=None, repr=False)  # overlay, RGB, THUMB_WIDTH wide
     truth_thumbnail: np.ndarray | None = field(default=None, repr=False)
+    windows: tuple[str, ...] = ()  # the degradation windows it was made in (see BagEvaluator.run)
 
 
 @dataclass
@@ -74,9 +80,11 @@ class BagEvaluation:
     frames_in_sets: int
     sets: int
     drops: dict[str, int]
+    degraded_frames: dict[str, int]  # "<modality>.<reason>": frames in sets that the quality gate left out
     mask_skips: dict[str, int]
     ground_truth: str
     records: list[FrameRecord]
+    degrade: DegradeSchedule  # the bag's degradation windows (none: an empty schedule)
 
     @property
     def masks(self) -> int:
@@ -103,7 +111,18 @@ class BagEvaluation:
         groups: dict[str, list[FrameScore]] = defaultdict(list)
         for record in self.scored:
             groups[subset_name(record.subset)].append(record.score)  # type: ignore[arg-type]
-        return {name: {**summarize(scores), "frames": float(len(scores))} for name, scores in groups.items()}
+        return {name: _row(scores) for name, scores in groups.items()}
+
+    def per_window(self) -> dict[str, dict[str, float]]:
+        """Metrics per degradation window over the masks made in it (a mask in two windows counts
+        in both), and over the ``clean`` masks (in none); {} for a bag without windows."""
+        if not self.degrade.windows:
+            return {}
+        groups: dict[str, list[FrameScore]] = {"clean": [], **{str(w): [] for w in self.degrade.windows}}
+        for record in self.scored:
+            for name in record.windows or ("clean",):
+                groups[name].append(record.score)  # type: ignore[arg-type]
+        return {name: _row(scores) for name, scores in groups.items()}
 
     def latency_ms(self) -> dict[str, dict[str, float]]:
         """p50/p95/p99 per stage, in milliseconds."""
@@ -114,6 +133,11 @@ class BagEvaluation:
                 f"p{q}": float(np.percentile(values, q)) if len(values) else float("nan") for q in (50, 95, 99)
             }
         return out
+
+
+def _row(scores: list[FrameScore]) -> dict[str, float]:
+    """A table row: the metrics of ``scores`` and their count (the count alone when there are none)."""
+    return {**(summarize(scores) if scores else {}), "frames": float(len(scores))}
 
 
 @dataclass
@@ -172,15 +196,13 @@ class BagEvaluator:
         )
 
     def run(self, bag: str | Path, truth: GroundTruth, progress: bool = True) -> BagEvaluation:
+        """The evaluation of ``bag``; with degradation windows, each mask is put in the windows
+        that degraded the image its sensor sent nearest the mask's stamp (within the slop)."""
         bag = Path(bag)
-        available = bag_topics(bag)
-        missing = [t for t in self.topics.values() if t not in available]
-        if missing:
-            raise BagError(f"{bag} has no topic {', '.join(missing)}; it has {', '.join(sorted(available)) or 'none'}")
-        if not len(truth):
-            raise BagError(f"no ground truth: {truth.source} holds no usable mask")
+        self._check(bag, truth)
         by_topic = {topic: modality for modality, topic in self.topics.items()}
         start, end, count = bag_span(bag, by_topic)
+        degrade = DegradeSchedule.from_bag(bag)
         records: list[FrameRecord] = []
         clock = _BagClock()
         mask_skips: Counter[str] = Counter()
@@ -198,6 +220,7 @@ class BagEvaluator:
             threaded=False,
         )
         frames_in: Counter[str] = Counter()
+        sent: dict[str, list[int]] = defaultdict(list)  # modality → stamps of its decoded images
         began = time.perf_counter()
         bar = tqdm(total=count, desc=f"evaluate {bag.name}", unit="msg", disable=not progress)
         for message in read_messages(bag, by_topic):
@@ -209,6 +232,7 @@ class BagEvaluator:
                 runtime.reject(modality, DropReason.UNDECODABLE)
                 continue
             runtime.ingest(modality, message.msg, Arrival(message.log_time))
+            sent[modality].append(stamp_ns(message.msg.header))
         bar.close()
         runtime.finish()
         status = runtime.status(clock.now_ns)
@@ -223,10 +247,21 @@ class BagEvaluator:
             frames_in_sets=status.frames_in_sets,
             sets=status.sets,
             drops=status.drops,
+            degraded_frames=status.degraded_frames,
             mask_skips=dict(mask_skips),
             ground_truth=truth.source,
-            records=records,
+            records=_in_windows(records, degrade, sent, seconds_to_ns(self.sync.slop)),
+            degrade=degrade,
         )
+
+    def _check(self, bag: Path, truth: GroundTruth) -> None:
+        """Refuse a bag without the image topics, or ground truth without a mask."""
+        available = bag_topics(bag)
+        missing = [t for t in self.topics.values() if t not in available]
+        if missing:
+            raise BagError(f"{bag} has no topic {', '.join(missing)}; it has {', '.join(sorted(available)) or 'none'}")
+        if not len(truth):
+            raise BagError(f"no ground truth: {truth.source} holds no usable mask")
 
     def _record(
         self, result: Segmentation, now_ns: int, start: int, truth: GroundTruth, skips: Counter[str]
@@ -253,3 +288,21 @@ class BagEvaluator:
         return FrameRecord(
             stamp, (stamp - start) * 1e-9, frameset.subset, timings, score, result.mask, prediction, thumb, truth_thumb
         )
+
+
+def _in_windows(
+    records: list[FrameRecord], schedule: DegradeSchedule, sent: dict[str, list[int]], tolerance_ns: int
+) -> list[FrameRecord]:
+    """``records`` with the windows each was made in: those that degraded the image its sensor
+    sent nearest the mask's stamp, within ``tolerance_ns`` (a silent sensor sent none). The
+    image, not the set: a set the quality gate or the synchroniser left the image out of was
+    still made while the sensor was degraded."""
+    if not schedule.windows:
+        return records
+    stamps = {modality: sorted(values) for modality, values in sent.items()}
+
+    def windows(stamp: int) -> tuple[str, ...]:
+        nearest = {m: nearest_stamp(values, stamp, tolerance_ns) for m, values in stamps.items()}
+        return tuple(str(w) for m, near in nearest.items() if near is not None for w in schedule.covering(m, near))
+
+    return [replace(record, windows=windows(record.stamp)) for record in records]

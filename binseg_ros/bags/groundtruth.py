@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from bisect import bisect_left
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +48,7 @@ class GroundTruth:
 
     def nearest(self, stamp: int) -> int | None:
         """The label stamp closest to ``stamp`` within the tolerance (the earlier on a tie)."""
-        index = bisect_left(self._stamps, stamp)
-        candidates = self._stamps[max(0, index - 1) : index + 1]
-        best = min(candidates, key=lambda s: abs(s - stamp), default=None)
-        return best if best is not None and abs(best - stamp) <= self.tolerance_ns else None
+        return nearest_stamp(self._stamps, stamp, self.tolerance_ns)
 
     def lookup(self, stamp: int) -> np.ndarray | None:
         """The label nearest to ``stamp`` within the tolerance, as a boolean mask."""
@@ -93,6 +91,14 @@ class GroundTruth:
             raise BagError(f"ground-truth folder {folder} does not exist")
         files = {int(p.stem): p for p in folder.glob("*.png") if p.stem.isdigit()}
         return cls({}, files, f"folder {folder}", tolerance_ns)
+
+
+def nearest_stamp(stamps: Sequence[int], stamp: int, tolerance_ns: int) -> int | None:
+    """The stamp of sorted ``stamps`` closest to ``stamp`` within ``tolerance_ns`` (the earlier on a tie)."""
+    index = bisect_left(stamps, stamp)
+    candidates = stamps[max(0, index - 1) : index + 1]
+    best = min(candidates, key=lambda s: abs(s - stamp), default=None)
+    return best if best is not None and abs(best - stamp) <= tolerance_ns else None
 
 
 def _mono8_mask(msg: Any) -> np.ndarray | None:

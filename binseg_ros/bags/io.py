@@ -90,6 +90,11 @@ class BagWriter:
         """``msg`` at receive time ``log_time`` ns (the time ``ros2 bag play`` replays it at)."""
         self.write_raw(topic, msg.__msgtype__, log_time, TYPESTORE.serialize_cdr(msg, msg.__msgtype__))
 
+    def annotate(self, key: str, value: str) -> None:
+        """Keep ``value`` under ``key`` in metadata.yaml's ``custom_data`` (written on close): a fact
+        about the recording that travels with the bag and that ``ros2 bag`` tools leave alone."""
+        self._writer.set_custom_data(key, value)
+
     def write_raw(self, topic: str, msgtype: str, log_time: int, data: bytes | memoryview) -> None:
         """An already serialised (CDR) message, e.g. one recorded off a live topic."""
         if topic not in self._connections:
@@ -117,6 +122,12 @@ def bag_span(path: str | Path, topics: Iterable[str] | None = None) -> tuple[int
         wanted = set(topics) if topics is not None else None
         count = sum(c.msgcount for c in reader.connections if wanted is None or c.topic in wanted)
         return reader.start_time, reader.end_time, count
+
+
+def bag_annotations(path: str | Path) -> dict[str, str]:
+    """The ``custom_data`` of the bag's metadata.yaml (what :meth:`BagWriter.annotate` kept)."""
+    with _open(path) as reader:
+        return dict(reader.storage.metadata.custom or {})
 
 
 def read_messages(path: str | Path, topics: Iterable[str]) -> Iterator[BagMessage]:

@@ -9,6 +9,12 @@ thermal mono16 counts); with ``compressed`` they go out as image_transport would
 (``sensor_msgs/CompressedImage``): RGB as JPEG on ``<topic>/compressed``, depth as
 compressedDepth PNG on ``<topic>/compressedDepth``, thermal as 16-bit PNG on ``<topic>/compressed``.
 
+Degradation windows (``--degrade rgb:dark:1:2``) make a camera publish what a failing sensor
+does (:mod:`binseg_ros.degrade`): each image of that camera stamped inside the window is
+degraded in sensor units, after rendering into a rig (the camera's own pixels fail), before it
+becomes a message. The windows are kept in the bag's metadata (:class:`DegradeSchedule`), so
+``binseg evaluate --bag`` scores each one without the flags being repeated.
+
 Ground truth goes on a mono8 mask topic (255 = foreground), one message per distinct image
 stamp with that image's label, so whichever modality anchors a set (rgb, or depth or
 thermal after a fallback) its mask finds a label with exactly its stamp.
@@ -16,6 +22,7 @@ thermal after a fallback) its mask finds a label with exactly its stamp.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -25,11 +32,12 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from binseg_ros.bags.io import BagWriter, compressed_message, image_message
+from binseg_ros.bags.io import BagWriter, bag_annotations, compressed_message, image_message
 from binseg_ros.bags.rig_render import render_into_rig
 from binseg_ros.calibration.model import Rig
 from binseg_ros.core.compressed import transport_topic
 from binseg_ros.datasets import CAMERA_ENCODING, FolderLayout, LabelMap, camera_frames, load_frame, resize_frame
+from binseg_ros.degrade import Degradation, apply
 from binseg_ros.errors import BagError, ConfigError, InputError
 from binseg_ros.modalities import MODALITIES, image_topic
 
@@ -37,6 +45,7 @@ DEFAULT_TOPICS: dict[str, str] = {m: f"/{image_topic(m)}" for m in MODALITIES}  
 DEFAULT_GT_TOPIC = "/ground_truth/mask"
 START_NS = 1_700_000_000_000_000_000  # a fixed epoch, so a bag is reproducible byte for byte
 COMPRESSED_TRANSPORTS = {"rgb": "compressed", "depth": "compressedDepth", "thermal": "compressed"}
+DEGRADE_KEY = "binseg.degrade"  # the bag metadata's custom_data entry that holds a DegradeSchedule
 
 
 @dataclass(frozen=True)
@@ -104,10 +113,109 @@ class Dropout:
 
 
 @dataclass(frozen=True)
+class DegradeWindow:
+    """``degradation`` on every image of its modality stamped from ``start_s`` to ``end_s``
+    (seconds from the bag start, as for dropouts)."""
+
+    degradation: Degradation
+    start_s: float
+    end_s: float
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.start_s < self.end_s:
+            raise InputError(f"need 0 <= START < END, got START {self.start_s:g} and END {self.end_s:g}")
+
+    @classmethod
+    def parse(cls, text: str) -> DegradeWindow:
+        """``rgb:dark:1:2.5``; the error names the spec and what is wrong with it."""
+        fields = text.split(":")
+        try:
+            if len(fields) != 4:
+                raise InputError("expected MODALITY:KIND:START_S:END_S, e.g. rgb:dark:1:2.5")
+            modality, kind, start, end = fields
+            try:
+                seconds = float(start), float(end)
+            except ValueError:
+                raise InputError(f"START and END must be seconds, got {start!r} and {end!r}") from None
+            return cls(Degradation(modality, kind), *seconds)
+        except InputError as exc:
+            raise InputError(f"--degrade {text!r}: {exc}") from None
+
+    def covers(self, modality: str, t: float) -> bool:
+        return modality == self.degradation.modality and self.start_s <= t < self.end_s
+
+    def __str__(self) -> str:
+        return f"{self.degradation}:{self.start_s:g}:{self.end_s:g}"
+
+
+@dataclass(frozen=True)
+class DegradeSchedule:
+    """A bag's degradation windows on its stamp axis: what make-bag applies, and what evaluation
+    groups masks by. ``origin_ns`` is the stamp the windows' seconds count from."""
+
+    windows: tuple[DegradeWindow, ...] = ()
+    origin_ns: int = START_NS
+
+    def __post_init__(self) -> None:
+        names = [str(w) for w in self.windows]  # a window's row in the evaluation: one each
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise InputError(f"degradation window {', '.join(twice)} is given twice")
+
+    def covering(self, modality: str, stamp_ns: int) -> list[DegradeWindow]:
+        """The windows an image of ``modality`` stamped ``stamp_ns`` lies in."""
+        t = (stamp_ns - self.origin_ns) * 1e-9
+        return [w for w in self.windows if w.covers(modality, t)]
+
+    def annotation(self) -> str:
+        """The schedule as the bag metadata keeps it (JSON; seconds as exact floats)."""
+        windows = [{"degradation": str(w.degradation), "start_s": w.start_s, "end_s": w.end_s} for w in self.windows]
+        return json.dumps({"origin_ns": self.origin_ns, "windows": windows})
+
+    @classmethod
+    def from_bag(cls, bag: str | Path) -> DegradeSchedule:
+        """The schedule make-bag kept in ``bag``; an empty one for a bag without windows.
+
+        Raises:
+            BagError: the metadata entry is there but not a schedule.
+        """
+        text = bag_annotations(bag).get(DEGRADE_KEY)
+        if text is None:
+            return cls()
+        try:
+            data = json.loads(text)
+            windows = tuple(
+                DegradeWindow(Degradation(*w["degradation"].split(":", 1)), float(w["start_s"]), float(w["end_s"]))
+                for w in data["windows"]
+            )
+            return cls(windows, int(data["origin_ns"]))
+        except (ValueError, KeyError, TypeError) as exc:  # InputError is a ValueError
+            raise BagError(f"{bag}: metadata entry {DEGRADE_KEY} is not a degradation schedule ({exc})") from exc
+
+
+class _Degrader:
+    """Applies a schedule to camera images in sensor units. ``frozen`` repeats the first image its
+    camera publishes in the window, as a driver that hangs and republishes its last frame."""
+
+    def __init__(self, schedule: DegradeSchedule, seed: int) -> None:
+        self.schedule = schedule
+        self.rng = np.random.default_rng([seed, 1])  # its own stream: stamps and drops do not change with windows
+        self.first: dict[DegradeWindow, np.ndarray] = {}  # window → its first image, what ``frozen`` repeats
+        self.degraded: Counter[str] = Counter()
+
+    def __call__(self, modality: str, stamp_ns: int, image: np.ndarray) -> np.ndarray:
+        for window in self.schedule.covering(modality, stamp_ns):
+            image = apply(window.degradation, image, self.rng, self.first.setdefault(window, image))
+            self.degraded[str(window)] += 1
+        return image
+
+
+@dataclass(frozen=True)
 class MakeBagConfig:
     hold_s: float = 1 / 15
     clocks: dict[str, SensorClock] = field(default_factory=lambda: dict(DEFAULT_CLOCKS))
     dropouts: tuple[Dropout, ...] = ()
+    degrade: DegradeSchedule = DegradeSchedule()
     drop_probability: float = 0.0
     size: tuple[int, int] | None = None  # HEIGHT, WIDTH to resize to; None keeps the dataset's
     topics: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_TOPICS))
@@ -159,6 +267,7 @@ class BagSummary:
     written: dict[str, int]  # topic → messages
     silenced: dict[str, int]  # modality → messages suppressed by dropout windows
     dropped: dict[str, int]  # modality → messages lost to random drops
+    degraded: dict[str, int]  # degradation window → images degraded in it (0: the window missed the bag)
 
 
 def _schedule(config: MakeBagConfig, duration_s: float, rng: np.random.Generator) -> list[tuple[int, str, int, int]]:
@@ -203,7 +312,10 @@ def make_bag(
     dropped: Counter[str] = Counter()
     labelled: set[int] = set()
     topics = config.image_topics()
+    degrade = _Degrader(config.degrade, config.seed)
     with BagWriter(out, config.storage) as bag:
+        if config.degrade.windows:
+            bag.annotate(DEGRADE_KEY, config.degrade.annotation())
         for log_time, modality, stamp, index in tqdm(events, desc="make-bag", unit="msg", disable=not progress):
             t = (stamp - START_NS) * 1e-9
             if any(d.covers(modality, t) for d in config.dropouts):
@@ -216,7 +328,8 @@ def make_bag(
                 frames = {i: f for i, f in frames.items() if i >= index - 2}
                 frames[index] = config.dataset_frame(Path(root), ids[index], layout)
             frame = frames[index]
-            array = camera_frames(frame)[modality]
+            image = degrade(modality, stamp, frame[modality])
+            array = camera_frames({**frame, modality: image})[modality]
             bag.write(topics[modality], log_time, config.camera_message(modality, array, stamp))
             written[topics[modality]] += 1
             if stamp not in labelled:
@@ -224,4 +337,5 @@ def make_bag(
                 bag.write(config.gt_topic, log_time, image_message(truth, "mono8", stamp))
                 written[config.gt_topic] += 1
                 labelled.add(stamp)
-    return BagSummary(Path(out), duration, len(ids), dict(written), dict(silenced), dict(dropped))
+    degraded = {str(w): degrade.degraded[str(w)] for w in config.degrade.windows}
+    return BagSummary(Path(out), duration, len(ids), dict(written), dict(silenced), dict(dropped), degraded)

@@ -1,5 +1,7 @@
 """Evaluation report: ``report.md``, ``metrics.json`` and the plots a person looks at first.
 
+With degradation windows in the bag, a table scores each window against the clean masks.
+
 Plots: precision-recall and F-measure-vs-threshold (overall and per active subset),
 per-frame IoU over time with the fallback windows shaded, a latency histogram per stage,
 and a grid of overlays of the best, median and worst frames (ground truth outlined).
@@ -43,17 +45,20 @@ def metrics_json(evaluation: BagEvaluation) -> dict[str, Any]:
             "masks": evaluation.masks,
             "scored": len(evaluation.scored),
             "drops": evaluation.drops,
+            "degraded_frames": evaluation.degraded_frames,
             "mask_skips": evaluation.mask_skips,
             "balanced": evaluation.accounting_balanced,
         },
         "overall": evaluation.overall() if evaluation.scored else {},
         "per_subset": evaluation.per_subset(),
+        "per_window": evaluation.per_window(),
         "latency_ms": evaluation.latency_ms(),
         "frames": [
             {
                 "stamp_ns": r.stamp,
                 "time_s": r.time_s,
                 "subset": subset_name(r.subset),
+                "windows": list(r.windows),
                 "timings_ms": {k: v * 1e3 for k, v in r.timings.items()},
                 "scores": r.score.scalars if r.score else None,
             }
@@ -180,12 +185,21 @@ def _plot_overlays(evaluation: BagEvaluation, path: Path, per_row: int = 4) -> N
     plt.close(fig)
 
 
-def _table(rows: dict[str, dict[str, float]]) -> str:
-    lines = ["| subset | frames | " + " | ".join(METRICS) + " |", "|---|---:|" + "---:|" * len(METRICS)]
+def _table(rows: dict[str, dict[str, float]], first: str = "subset") -> str:
+    """Markdown: one row per group, its frame count and METRICS (– for a group without frames)."""
+    lines = [f"| {first} | frames | " + " | ".join(METRICS) + " |", "|---|---:|" + "---:|" * len(METRICS)]
     for name, row in rows.items():
         frames = int(row.get("frames", 0))
-        lines.append(f"| {name} | {frames} | " + " | ".join(f"{row[m]:.3f}" for m in METRICS) + " |")
+        lines.append(
+            f"| {name} | {frames} | " + " | ".join(f"{row[m]:.3f}" if m in row else "–" for m in METRICS) + " |"
+        )
     return "\n".join(lines)
+
+
+def window_table(evaluation: BagEvaluation) -> str:
+    """The degradation windows of the bag against its clean masks; "" for a bag without windows."""
+    rows = evaluation.per_window()
+    return _table(rows, "window") if rows else ""
 
 
 PLOTS = {
@@ -217,6 +231,10 @@ def write_report(evaluation: BagEvaluation, out: str | Path, title: str = "Bag e
 def _markdown(evaluation: BagEvaluation, data: dict[str, Any], title: str) -> list[str]:
     accounting = data["accounting"]
     segmenting = sum(r.timings["total"] - r.timings["sync_wait"] for r in evaluation.records)
+    table = window_table(evaluation)
+    windows = (
+        ["## Degradation windows (masks made while a sensor was degraded; clean: none)", "", table, ""] if table else []
+    )
     overall = (
         {"all frames": {**evaluation.overall(), "frames": float(len(evaluation.scored))}} if evaluation.scored else {}
     )
@@ -234,6 +252,8 @@ def _markdown(evaluation: BagEvaluation, data: dict[str, Any], title: str) -> li
         "",
         f"- Image messages in: {accounting['frames_in']} → {accounting['frames_in_sets']} in "
         f"{accounting['sets']} sets; dropped: {accounting['drops'] or 'none'}.",
+        "- In sets but left out of inference by the quality gate (`<modality>.<reason>`): "
+        f"{accounting['degraded_frames'] or 'none'}.",
         f"- Masks {accounting['masks']}, scored {accounting['scored']}, "
         f"not scored: {accounting['mask_skips'] or 'none'}.",
         f"- Every message accounted for: **{'yes' if accounting['balanced'] else 'NO'}**.",
@@ -242,6 +262,7 @@ def _markdown(evaluation: BagEvaluation, data: dict[str, Any], title: str) -> li
         "",
         _table({**overall, **evaluation.per_subset()}) if evaluation.scored else "no scored frames",
         "",
+        *windows,
         "## Latency (ms)",
         "",
         "| stage | p50 | p95 | p99 |",

@@ -19,11 +19,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from binseg_ros.cli import bags, bench, build, calibrate, demo, evaluate, models, train
+from binseg_ros.cli import bags, bench, build, calibrate, demo, evaluate, gate, models, train
 from binseg_ros.errors import BinsegError
 
 DESCRIPTION = "binseg: multimodal binary segmentation for ROS 2 robots, one verb per job."
-VERB_MODULES = (models, train, evaluate, bags, demo, build, bench, calibrate)  # in `binseg --help` order
+VERB_MODULES = (models, train, evaluate, bags, demo, build, bench, calibrate, gate)  # in `binseg --help` order
 
 
 def build_parser() -> argparse.ArgumentParser:

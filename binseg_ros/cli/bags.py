@@ -40,6 +40,7 @@ def register(verbs: Verbs) -> None:
 
 def _register_make_bag(verbs: Verbs) -> None:
     from binseg_ros.bags.io import STORAGES
+    from binseg_ros.degrade import KINDS
     from binseg_ros.training.split import FRAME_CHOICES, SPLITS
 
     make = verbs.add_parser("make-bag", help="a dataset folder as a rosbag2 with sensor timing, dropouts, ground truth")
@@ -60,6 +61,13 @@ def _register_make_bag(verbs: Verbs) -> None:
         "--rates", type=key_values, default={}, help="camera rates in Hz, e.g. thermal=9 (default 15 each)"
     )
     make.add_argument("--dropout", action="append", default=[], help="MODALITY:START_S:END_S silence (repeatable)")
+    make.add_argument(
+        "--degrade",
+        action="append",
+        default=[],
+        help="MODALITY:KIND:START_S:END_S, e.g. rgb:dark:1:2: that camera's images degraded in the window "
+        f"(repeatable; kinds: {'; '.join(f'{m} ' + '|'.join(kinds) for m, kinds in KINDS.items())})",
+    )
     make.add_argument("--drop-probability", type=float, default=0.0, help="chance each message is lost")
     make.add_argument(
         "--topics", type=key_values, default={}, help="topic names, e.g. rgb=/cam/color (default /<m>/image)"
@@ -94,7 +102,7 @@ def _register_replay(verbs: Verbs) -> None:
 
 def cmd_make_bag(args: argparse.Namespace) -> int:
     """Write the bag; print its path, duration and the messages per topic."""
-    from binseg_ros.bags.make import Dropout, MakeBagConfig, clocks_at, make_bag
+    from binseg_ros.bags.make import DegradeSchedule, DegradeWindow, Dropout, MakeBagConfig, clocks_at, make_bag
     from binseg_ros.calibration.files import load_rig
     from binseg_ros.training.split import frame_ids
 
@@ -104,6 +112,7 @@ def cmd_make_bag(args: argparse.Namespace) -> int:
         hold_s=args.hold,
         clocks=clocks_at(args.rates),
         dropouts=tuple(Dropout.parse(d) for d in args.dropout),
+        degrade=DegradeSchedule(tuple(DegradeWindow.parse(d) for d in args.degrade)),
         drop_probability=args.drop_probability,
         size=args.size,
         topics=bag_topics(args),
@@ -119,6 +128,8 @@ def cmd_make_bag(args: argparse.Namespace) -> int:
         print(f"  {topic:<24} {count} messages")
     if summary.silenced or summary.dropped:
         print(f"  silenced by dropouts: {summary.silenced or 'none'}; random drops: {summary.dropped or 'none'}")
+    for window, count in summary.degraded.items():
+        print(f"  degraded {window}: {count} images")
     return 0
 
 

@@ -111,9 +111,9 @@ def cmd_evaluate_dataset(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate_bag(args: argparse.Namespace) -> int:
-    """The bag run and its report; print one summary line."""
+    """The bag run and its report; print one summary line, then the bag's degradation windows if it has any."""
     from binseg_ros.bags.evaluate import BagEvaluator
-    from binseg_ros.bags.report import write_report
+    from binseg_ros.bags.report import window_table, write_report
     from binseg_ros.engines.locate import open_engine_folder
 
     evaluator = BagEvaluator.for_engines(
@@ -132,4 +132,9 @@ def cmd_evaluate_bag(args: argparse.Namespace) -> int:
         f"{evaluation.masks} masks from {sum(evaluation.frames_in.values())} images in {evaluation.wall_s:.1f} s; "
         f"IoU {overall['IoU']:.3f}, S {overall['S']:.3f}, MAE {overall['MAE']:.4f}; report: {report}"
     )
+    if evaluation.degraded_frames:
+        print(f"left out by the quality gate: {evaluation.degraded_frames}")
+    windows = window_table(evaluation)
+    if windows:
+        print(windows)
     return 0

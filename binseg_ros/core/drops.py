@@ -4,7 +4,9 @@ Diagnostics (``drops.<reason>``), the bag evaluator's accounting and its reports
 under these names, so a reason is spelled once. Each reason says what it counts (its
 :class:`Scope`), which is how the accounting checks that nothing vanished: every image is
 in a set or under a frame reason, every set is a mask or under a set reason, every mask is
-scored or under a mask reason.
+scored or under a mask reason. A frame the quality gate leaves out of a set is not a drop:
+the set is still segmented from the others, and the frame is counted under
+``degraded.<modality>.<reason>`` (:mod:`binseg_ros.core.quality`).
 """
 
 from __future__ import annotations
@@ -36,15 +38,16 @@ class DropReason(str, Enum):
     # a frame the synchroniser could not use
     STAMP_NOT_INCREASING = "stamp_not_increasing"
     RESOLUTION_MISMATCH = "resolution_mismatch"
-    NO_MATCH = "no_match"  # an anchor for which an active modality has no frame within slop
+    NO_MATCH = "no_match"  # an anchor for which a required modality has no frame within slop
     UNMATCHED = "unmatched"  # a non-anchor frame that no anchor picked
-    NOT_ADMITTED = "not_admitted"  # a returning modality's frame during hysteresis
+    NOT_ADMITTED = "not_admitted"  # a returning or benched modality's frame during hysteresis
     BUFFER_OVERFLOW = "buffer_overflow"
     REQUIRED_MISSING = "required_missing"  # anchor while a required modality is not active
     END_OF_INPUT = "end_of_input"  # still buffered when an offline input (a bag) ended
     # a set that never became a mask
     SUPERSEDED = "superseded"  # replaced by a newer set before inference took it
     INFERENCE_ERROR = "inference_error"  # its engine or publisher raised
+    DEGRADED = "degraded"  # the quality gate left none of its frames, or not a required one's
     # a mask that could not be scored
     NO_GROUND_TRUTH = "no_ground_truth"
     GROUND_TRUTH_SIZE_MISMATCH = "ground_truth_size_mismatch"
@@ -58,7 +61,7 @@ class DropReason(str, Enum):
         return Scope.FRAME
 
 
-_SET_REASONS = frozenset({DropReason.SUPERSEDED, DropReason.INFERENCE_ERROR})
+_SET_REASONS = frozenset({DropReason.SUPERSEDED, DropReason.INFERENCE_ERROR, DropReason.DEGRADED})
 _MASK_REASONS = frozenset({DropReason.NO_GROUND_TRUTH, DropReason.GROUND_TRUTH_SIZE_MISMATCH})
 
 

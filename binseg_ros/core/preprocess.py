@@ -26,7 +26,8 @@ INTERPOLATION = {"rgb": cv2.INTER_AREA, "depth": cv2.INTER_NEAREST, "thermal": c
 FLOAT_RESIZE = frozenset({"thermal"})
 
 
-def _resize(image: np.ndarray, size: tuple[int, int], interpolation: int) -> np.ndarray:
+def resize(image: np.ndarray, size: tuple[int, int], interpolation: int) -> np.ndarray:
+    """``image`` at ``size`` (height, width) in its own type; itself when already that size."""
     height, width = size
     if image.shape[:2] == (height, width):
         return image
@@ -36,7 +37,7 @@ def _resize(image: np.ndarray, size: tuple[int, int], interpolation: int) -> np.
 def prepare_frame(frame: Frame, size: tuple[int, int]) -> np.ndarray:
     """One frame as a ``[1, C, H, W]`` float32 network input at ``size`` (height, width)."""
     data = frame.data.astype(np.float32) if frame.modality in FLOAT_RESIZE else frame.data
-    resized = _resize(data, size, INTERPOLATION[frame.modality])
+    resized = resize(data, size, INTERPOLATION[frame.modality])
     chw = resized.transpose(2, 0, 1) if resized.ndim == 3 else resized[None]
     values = np.array(chw[None], dtype=np.float32, order="C")
     if frame.scale != 1.0:

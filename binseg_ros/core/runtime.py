@@ -2,9 +2,11 @@
 
 The node and the bag evaluator hand it image messages, raw or compressed
 (:meth:`SegmentationRuntime.ingest`), and publish what it returns; it owns every counter the
-diagnostics report, so nothing is dropped without being counted. With ``threaded=False`` sets
-are segmented inline in the caller's thread, which the bag evaluator uses for deterministic,
-as-fast-as-possible runs.
+diagnostics report, so nothing is dropped without being counted. It also owns the quality
+gate (:mod:`binseg_ros.core.quality`), which remembers the stream of sets the segmenter takes,
+so both adapters gate alike, at its default limits unless told otherwise. With
+``threaded=False`` sets are segmented inline in the caller's thread, which the bag evaluator
+uses for deterministic, as-fast-as-possible runs.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from binseg_ros.core.compressed import CompressedMessage, compressed_to_frame, i
 from binseg_ros.core.drops import DropReason
 from binseg_ros.core.frame import Arrival, Frame, FrameSet
 from binseg_ros.core.messages import ConversionError, ImageMessage, ThermalUnits, to_frame
-from binseg_ros.core.segmenter import Register, Segmentation, Segmenter
+from binseg_ros.core.quality import QualityConfig, QualityGate, Reason
+from binseg_ros.core.segmenter import NothingLeft, Register, Segmentation, Segmenter
 from binseg_ros.core.stats import LatencyWindow, RateMeter
-from binseg_ros.core.sync import Health, SyncConfig, Synchronizer
+from binseg_ros.core.sync import Health, Misses, SyncConfig, Synchronizer
 from binseg_ros.core.worker import LatestWinsWorker
 from binseg_ros.modalities import MODALITIES, NO_SUBSET, Subset, canonical
 
@@ -35,7 +38,9 @@ class RuntimeStatus:
     """A snapshot for diagnostics: health, rates, latency, and every counter."""
 
     health: dict[str, Health]
-    active: Subset
+    active: Subset  # alive and admitted by the synchroniser
+    running: Subset  # active and not left out by the quality gate: what the next mask uses
+    degraded: dict[str, str]  # modality → the failure the quality gate left it out for, until readmitted
     last_subset: Subset
     required_missing: Subset
     frames_in: dict[str, int]
@@ -48,8 +53,10 @@ class RuntimeStatus:
     latency_p95: float
     drops: dict[str, int]
     sanitized: dict[str, int]
+    degraded_frames: dict[str, int]  # "<modality>.<reason>" → frames the quality gate left out
     published: dict[str, int]
     mismatched: dict[str, tuple[tuple[int, int], tuple[int, int]]]  # modality → (expected, got) size, last seen
+    misses: dict[str, Misses]  # modality → sets it had no frame for, of those it was expected in
 
 
 class SegmentationRuntime:
@@ -62,9 +69,11 @@ class SegmentationRuntime:
         publish: Callable[[Segmentation], None],
         thermal: ThermalUnits = ThermalUnits(),
         threaded: bool = True,
+        quality: QualityConfig | None = QualityConfig(),
     ) -> None:
         """With a segmenter that registers sets (a calibrated rig), each camera is held to its own
-        image size (see :class:`~binseg_ros.core.sync.Synchronizer`)."""
+        image size (see :class:`~binseg_ros.core.sync.Synchronizer`). ``quality``: the gate's
+        limits; None turns the gate off."""
         self.segmenter = segmenter
         self.sync_config = sync_config
         self.thermal = thermal
@@ -77,6 +86,9 @@ class SegmentationRuntime:
         self._drops: Counter[str] = Counter()  # rejected before sync (conversion) or set-level
         self._sanitized: Counter[str] = Counter()  # frames used after fixing (e.g. NaN depth)
         self._published: Counter[str] = Counter()  # optional outputs actually sent, by name
+        self._degraded: Counter[str] = Counter()  # frames in sets the quality gate left out
+        self.gate = QualityGate(quality, sync_config.required) if quality is not None else None
+        self._gated: dict[str, Reason] = {}  # the gate's degraded modalities after the last set
         self._input_rates = {m: RateMeter() for m in MODALITIES}
         self._output_rate = RateMeter()
         self.latency = LatencyWindow()
@@ -140,11 +152,15 @@ class SegmentationRuntime:
         p50, p95 = self.latency.percentiles(50, 95)
         with self._counter_lock:
             drops, sanitized, published = dict(self._drops), dict(self._sanitized), dict(self._published)
+            degraded_frames, gated = dict(self._degraded), {m: r.value for m, r in self._gated.items()}
+        running = canonical(m for m in active if m not in gated)
         return RuntimeStatus(
             health=self.sync.health(now_ns),
             active=active,
+            running=running,
+            degraded=gated,
             last_subset=self.last_subset,
-            required_missing=canonical(m for m in self.sync_config.required if m not in active),
+            required_missing=canonical(m for m in self.sync_config.required if m not in running),
             frames_in={m: self._input_rates[m].total for m in MODALITIES},
             input_rate={m: meter.rate(mono) for m, meter in self._input_rates.items()},
             output_rate=self._output_rate.rate(mono),
@@ -155,8 +171,10 @@ class SegmentationRuntime:
             latency_p95=p95,
             drops=dict(self.sync.drop_counts() + Counter(drops)),
             sanitized=sanitized,
+            degraded_frames=degraded_frames,
             published=published,
             mismatched=dict(self.sync.mismatched),
+            misses=self.sync.misses(),
         )
 
     def close(self) -> None:
@@ -173,11 +191,25 @@ class SegmentationRuntime:
     def _superseded(self, _frameset: FrameSet) -> None:
         self._count(self._drops, DropReason.SUPERSEDED.value)
 
+    def _note_gate(self, left_out: dict[str, Reason]) -> None:
+        """Count the frames the gate left out of a set and keep its view of who is degraded."""
+        with self._counter_lock:
+            for modality, reason in left_out.items():
+                self._degraded[f"{modality}.{reason.value}"] += 1
+            if self.gate is not None:
+                self._gated = self.gate.degraded()
+
     def _process(self, frameset: FrameSet) -> None:
         try:
-            result = self.segmenter(frameset)
+            result = self.segmenter(frameset, self.gate)
+            self._note_gate(result.left_out)
             self._publish(result)
+        except NothingLeft as nothing:  # every frame degraded (or a required one): no mask, counted
+            self._note_gate(nothing.left_out)
+            self._count(self._drops, DropReason.DEGRADED.value)
+            return
         except Exception:  # a failing engine or publisher must not end the node: count, log, go on
+            self._note_gate({})  # the gate may have judged the set before the failure: keep its view current
             self._count(self._drops, DropReason.INFERENCE_ERROR.value)
             LOG.exception("segmentation of the set anchored at %d ns failed", frameset.anchor.stamp_ns)
             return

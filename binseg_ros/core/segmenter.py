@@ -1,7 +1,9 @@
-"""One frame set in, mask out: register → preprocess → backend → postprocess, timed per stage.
+"""One frame set in, mask out: register → quality gate → preprocess → backend → postprocess, timed per stage.
 
 The node and the bag evaluator both call :class:`Segmenter`, so a frame set gives the
-same mask whichever adapter it came through.
+same mask whichever adapter it came through. The gate (:mod:`binseg_ros.core.quality`) is the
+caller's, since it remembers the stream; it judges registered frames, which is what the
+network sees (a depth camera wider than the reference leaves its unseen part out).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from binseg_ros.backends.base import Backend
 from binseg_ros.core.frame import FrameSet
 from binseg_ros.core.postprocess import DEFAULT_THRESHOLD, to_mask, upscale
 from binseg_ros.core.preprocess import prepare_inputs
+from binseg_ros.core.quality import QualityGate, Reason
 from binseg_ros.errors import ConfigError
 from binseg_ros.modalities import CHANNELS, Subset
 
@@ -29,6 +32,7 @@ class Segmentation:
     probability: np.ndarray  # float32 [H, W]
     mask: np.ndarray  # uint8 0/255 [H, W]
     timings: dict[str, float] = field(default_factory=dict)  # stage → seconds
+    left_out: dict[str, Reason] = field(default_factory=dict)  # modality → why the gate left its frame out
 
     @property
     def subset(self) -> Subset:
@@ -45,6 +49,14 @@ class Register(Protocol):
     def reference_size(self) -> tuple[int, int]: ...
 
     def __call__(self, frameset: FrameSet) -> FrameSet: ...
+
+
+class NothingLeft(Exception):
+    """The quality gate left no frame of the set, or left out a required modality's: no mask."""
+
+    def __init__(self, left_out: dict[str, Reason]) -> None:
+        super().__init__(", ".join(f"{m} {reason.value}" for m, reason in left_out.items()))
+        self.left_out = left_out
 
 
 class Segmenter:
@@ -75,11 +87,22 @@ class Segmenter:
         height, width = self.input_size
         self.backend.run({m: np.zeros((1, CHANNELS[m], height, width), np.float32) for m in subset})
 
-    def __call__(self, frameset: FrameSet) -> Segmentation:
+    def __call__(self, frameset: FrameSet, gate: QualityGate | None = None) -> Segmentation:
+        """The mask of ``frameset``, from the frames ``gate`` keeps (its time counts as preprocessing).
+
+        Raises:
+            NothingLeft: the gate kept nothing the set could be segmented with.
+        """
         start = time.perf_counter()
         if self.register is not None:
             frameset = self.register(frameset)
         registered = time.perf_counter()
+        left_out: dict[str, Reason] = {}
+        if gate is not None:
+            judged = gate(frameset)
+            if judged.frameset is None:
+                raise NothingLeft(judged.left_out)
+            frameset, left_out = judged.frameset, judged.left_out
         inputs = prepare_inputs(frameset.subset, frameset.frames, self.input_size)
         prepared = time.perf_counter()
         probability = self.backend.run(inputs)
@@ -95,4 +118,4 @@ class Segmenter:
             "inference": inferred - prepared,
             "postprocess": done - inferred,
         }
-        return Segmentation(frameset, full, mask, timings)
+        return Segmentation(frameset, full, mask, timings, left_out)

@@ -9,23 +9,40 @@ Semantics (``shared/DESIGN.md`` §3):
 
 - A modality is *alive* while its last accepted frame arrived less than ``modality_timeout``
   ago. A modality that was stale is *admitted* again only after ``readmit_frames``
-  consecutive frames, each within ``modality_timeout`` of the previous (hysteresis), so a
-  flapping sensor does not thrash engines. The *active* subset is the admitted, alive ones.
-- The anchor modality is the first active one in ``rgb, depth, thermal`` order. (DESIGN says
-  "the newest alive modality" when RGB is gone; a fixed priority is deterministic, which
-  the replay evaluation relies on to reproduce the node's output frame for frame.)
+  consecutive frames, each within ``modality_timeout`` of the previous (hysteresis). The
+  admitted, alive modalities are *tracked*; frames of the others are dropped.
+- The anchor modality is the first tracked one in ``rgb, depth, thermal`` order. (DESIGN says
+  "the newest alive modality" when RGB is gone; a fixed priority is deterministic, which the
+  replay evaluation relies on to reproduce the node's output frame for frame.)
 - At start-up a modality not yet heard from is *expected* for ``modality_timeout`` after the
   first frame of any modality, so the first sets wait for all sensors instead of starting
   on whichever camera published first.
-- An anchor frame is emitted with, for each other active modality, the buffered frame whose
-  stamp is closest to it within ``slop``. Matched frames are consumed, so no frame is used
-  twice; frames older than a match can never match later and are dropped.
-- If another active modality has no frame within ``slop`` yet, but could still deliver one
-  (its newest stamp is below ``anchor + slop``), the anchor waits. If it can no longer
-  deliver one, the anchor is dropped. If that modality dies, waiting anchors are emitted
-  with the reduced subset: output continues within about ``modality_timeout``.
+- An anchor frame is emitted with, for each other tracked modality, the buffered frame whose
+  stamp is closest to it within ``slop``, of those that arrived before the anchor's *due*
+  time for it. Matched frames are consumed, so no frame is used twice; frames stamped before
+  a match, or more than ``slop`` before a finished anchor, can never match later and are dropped.
+- ``slop`` bounds stamps, ``max_delay`` transport: the due time is when a frame stamped at the
+  window's end would arrive with the modality's recent transport delays (their longest plus their
+  spread, or the anchor's delay if longer), but at most ``max_delay`` after the anchor, so sensors
+  late but steady (slow USB, on-device depth, a decode backlog) are matched. Due times are fixed
+  when the anchor arrives: which frames join a set depends on arrivals, not polls.
+- An anchor without such a frame waits until its due time while the modality could still deliver
+  one (its newest stamp is below ``anchor + slop``); push and poll check. Waiting longer would hold
+  sets through a sensor's gaps to release them at once, and the latest-wins worker keeps one.
+- Without that frame the set is emitted without the modality (a smaller subset), or, if it is
+  ``required``, dropped as ``no_match``. It *missed* the set if that frame came after the due time
+  or its stream skipped one there (:class:`~binseg_ros.core.gaps.Cadence`); a camera merely slower
+  than the anchor misses nothing. The verdict waits for its next frame (or its going stale), which
+  cannot join a set before it.
+- A modality that missed a set is *benched* (:class:`~binseg_ros.core.gaps.Bench`; a required one
+  never is): still waited for and matched, but its frames are left out (counted ``not_admitted``)
+  until it is matched in ``need`` consecutive sets, the last of which it rejoins. ``need`` is
+  ``readmit_frames``, doubled instead if it misses again within ``need`` sets of rejoining, so it
+  stays at most twice its longest run. Anchoring clears a bench (an anchor cannot miss its own
+  sets), as going stale does. The *active* subset is the tracked modalities that are not benched.
 
-Every frame that is not part of an emitted set is counted once, under a reason.
+Every frame that is not part of an emitted set is counted once, under a reason; per modality,
+:meth:`Synchronizer.misses` says how many finished anchors waited for it and how many it missed.
 """
 
 from __future__ import annotations
@@ -35,9 +52,11 @@ from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import NamedTuple
 
 from binseg_ros.core.drops import DropReason
 from binseg_ros.core.frame import Frame, FrameSet, seconds_to_ns
+from binseg_ros.core.gaps import Bench, Cadence, Misses
 from binseg_ros.errors import ConfigError
 from binseg_ros.modalities import MODALITIES, NO_SUBSET, Subset, canonical
 
@@ -51,6 +70,7 @@ class SyncConfig:
     readmit_frames: int = 3
     buffer_size: int = 10
     required: Subset = NO_SUBSET
+    max_delay: float = 0.15
 
     def __post_init__(self) -> None:
         if not self.slop > 0:
@@ -61,6 +81,8 @@ class SyncConfig:
             raise ConfigError(f"readmit_frames must be >= 1, got {self.readmit_frames}")
         if self.buffer_size < 1:
             raise ConfigError(f"buffer_size must be >= 1, got {self.buffer_size}")
+        if not self.max_delay >= 0:
+            raise ConfigError(f"max_delay must be >= 0 s, got {self.max_delay}")
 
     @property
     def slop_ns(self) -> int:
@@ -70,23 +92,35 @@ class SyncConfig:
     def timeout_ns(self) -> int:
         return seconds_to_ns(self.modality_timeout)
 
+    @property
+    def max_delay_ns(self) -> int:
+        return seconds_to_ns(self.max_delay)
+
 
 class Health(str, Enum):
     OK = "OK"
     STALE = "STALE"
-    RECOVERING = "RECOVERING"  # frames arriving again, not yet admitted
+    RECOVERING = "RECOVERING"  # frames arriving, not in sets: back from stale, or benched
+
+
+class _Held(NamedTuple):
+    """A buffered frame and, should it anchor a set, each other modality's due time (ns, node clock)."""
+
+    frame: Frame
+    due: dict[str, int]
 
 
 @dataclass
 class _Channel:
     """Per-modality state: the ring buffer and the health bookkeeping."""
 
-    buffer: deque[Frame] = field(default_factory=deque)
-    last_stamp: int | None = None  # ns
-    last_arrival: int | None = None  # ns, node clock
+    buffer: deque[_Held] = field(default_factory=deque)
     last_resolution: tuple[int, int] | None = None
     admitted: bool = False
     streak: int = 0  # consecutive frames while not admitted
+    cadence: Cadence = field(default_factory=Cadence)
+    bench: Bench = field(default_factory=Bench)
+    expected: int = 0  # with cadence.missed, its Misses
 
 
 class Synchronizer:
@@ -113,6 +147,7 @@ class Synchronizer:
         self._started: int | None = None  # arrival (ns) of the very first accepted frame
         self._slop = config.slop_ns
         self._timeout = config.timeout_ns
+        self._max_delay = config.max_delay_ns
 
     # -- input -------------------------------------------------------------------------
     def push(self, frame: Frame) -> DropReason | None:
@@ -126,10 +161,11 @@ class Synchronizer:
             if self._started is None:
                 self._started = frame.arrival.clock_ns
             self._update_health(frame, channel)
-            channel.last_stamp = frame.stamp_ns
-            channel.last_arrival = frame.arrival.clock_ns
+            timing = (frame, self._slop, self._max_delay)
+            due = {m: c.cadence.due(*timing) for m, c in self._channels.items() if m != frame.modality}
+            channel.buffer.append(_Held(frame, due))
             channel.last_resolution = frame.resolution
-            channel.buffer.append(frame)
+            self._bench(frame.modality, channel.cadence.add(frame.stamp_ns, frame.arrival.clock_ns))
             if len(channel.buffer) > self.config.buffer_size:
                 channel.buffer.popleft()
                 self.drops[DropReason.BUFFER_OVERFLOW.value] += 1
@@ -137,7 +173,7 @@ class Synchronizer:
             return None
 
     def poll(self, now: int) -> None:
-        """Re-evaluate health at ``now`` ns (a sensor that stopped sends nothing to trigger it)."""
+        """Re-evaluate at ``now`` ns: a sensor that stopped sends nothing to end a wait or time out."""
         with self._lock:
             self._match(now)
 
@@ -161,25 +197,30 @@ class Synchronizer:
         with self._lock:
             return Counter(self.drops)
 
+    def misses(self) -> dict[str, Misses]:
+        """A consistent copy of each modality's miss counters (a flapping sensor's miss rate)."""
+        with self._lock:
+            return {m: Misses(c.cadence.missed, c.expected) for m, c in self._channels.items()}
+
     def active(self, now: int) -> Subset:
         with self._lock:
             return self._active(now)
 
     # -- internals (lock held) ---------------------------------------------------------
     def _alive(self, channel: _Channel, now: int) -> bool:
-        return channel.last_arrival is not None and now - channel.last_arrival <= self._timeout
+        return channel.cadence.last_arrival is not None and now - channel.cadence.last_arrival <= self._timeout
 
     def _health(self, modality: str, now: int) -> Health:
         channel = self._channels[modality]
         if not self._alive(channel, now):
             return Health.STALE
-        return Health.OK if channel.admitted else Health.RECOVERING
+        return Health.OK if channel.admitted and not channel.bench.benched else Health.RECOVERING
 
     def _active(self, now: int) -> Subset:
         return canonical(m for m in MODALITIES if self._health(m, now) is Health.OK)
 
     def _reject_reason(self, frame: Frame, channel: _Channel) -> DropReason | None:
-        if channel.last_stamp is not None and frame.stamp_ns <= channel.last_stamp:
+        if channel.cadence.last_stamp is not None and frame.stamp_ns <= channel.cadence.last_stamp:
             return DropReason.STAMP_NOT_INCREASING
         if self._resolutions is not None:
             reference: tuple[int, int] | None = self._resolutions[frame.modality]
@@ -208,11 +249,13 @@ class Synchronizer:
 
     def _update_health(self, frame: Frame, channel: _Channel) -> None:
         if channel.admitted and not self._alive(channel, frame.arrival.clock_ns):
-            channel.admitted = False  # it went stale: it must earn re-admission
+            channel.admitted = False  # it went stale: it must earn re-admission, which also ends a bench
             channel.streak = 0
+            channel.cadence.lapse()
+            channel.bench.clear()
         if channel.admitted:
             return
-        first_ever = channel.last_arrival is None
+        first_ever = channel.cadence.last_arrival is None
         channel.streak = channel.streak + 1 if self._alive(channel, frame.arrival.clock_ns) else 1
         # At start-up every sensor is admitted on its first frame; hysteresis is for returns.
         if first_ever or channel.streak >= self.config.readmit_frames:
@@ -222,68 +265,81 @@ class Synchronizer:
         """Modalities never heard from, still within the start-up grace period."""
         if self._started is None or now - self._started > self._timeout:
             return ()
-        return tuple(m for m, c in self._channels.items() if c.last_arrival is None)
+        return tuple(m for m, c in self._channels.items() if c.cadence.last_arrival is None)
 
     def _match(self, now: int) -> None:
-        active = self._active(now)
-        expected = self._expected(now)
+        tracked = canonical(m for m, c in self._channels.items() if c.admitted and self._alive(c, now))
         for modality in MODALITIES:
-            if modality not in active:
+            if modality not in tracked:
+                self._channels[modality].cadence.lapse()  # a stale one missed the sets it still owed
                 self._discard_inactive(modality, now)
-        if not active:
+        if not tracked or self._expected(now):
             return
-        anchor_modality, others = active[0], active[1:]
+        anchor_modality, others = tracked[0], tracked[1:]
+        self._channels[anchor_modality].bench.clear()  # it cannot miss its own sets
         anchors = self._channels[anchor_modality].buffer
-        missing_required = [m for m in self.config.required if m not in active]
+        if any(m not in tracked for m in self.config.required):
+            self.drops[DropReason.REQUIRED_MISSING.value] += len(anchors)
+            anchors.clear()
         while anchors:
-            if expected:
-                return
             anchor = anchors[0]
-            if missing_required:
-                anchors.popleft()
-                self.drops[DropReason.REQUIRED_MISSING.value] += 1
-                continue
-            matches: dict[str, Frame] = {}
-            waiting = False
-            for modality in others:
-                match = self._closest(modality, anchor.stamp_ns)
-                if match is not None:
-                    matches[modality] = match
-                    continue
-                newest = self._channels[modality].last_stamp
-                if newest is not None and newest < anchor.stamp_ns + self._slop:
-                    waiting = True
-            if waiting:
+            matches = {m: f for m in others if (f := self._closest(m, anchor)) is not None}
+            if self._waits(anchor, [m for m in others if m not in matches], now):
                 return
             anchors.popleft()
-            if len(matches) < len(others):
-                self.drops[DropReason.NO_MATCH.value] += 1
-                continue
-            for modality, match in matches.items():
-                self._consume_through(modality, match)
-            self.emitted += 1
-            self.frames_emitted += 1 + len(matches)
-            self._emit(FrameSet(anchor, {anchor_modality: anchor, **matches}))
+            self._finish(anchor, others, matches)
 
-    def _closest(self, modality: str, stamp: int) -> Frame | None:
-        best = None
-        for frame in self._channels[modality].buffer:
-            gap = abs(frame.stamp_ns - stamp)
-            if gap <= self._slop and (best is None or gap < abs(best.stamp_ns - stamp)):
-                best = frame
-        return best
+    def _waits(self, anchor: _Held, missing: list[str], now: int) -> bool:
+        """Whether ``anchor`` waits for a frame of a ``missing`` (tracked, so heard from) modality."""
+        window_end = anchor.frame.stamp_ns + self._slop
+        return any(now < anchor.due[m] and (self._channels[m].cadence.last_stamp or 0) < window_end for m in missing)
 
-    def _consume_through(self, modality: str, match: Frame) -> None:
-        """Remove ``match`` and every older frame (which no later anchor can match better)."""
+    def _finish(self, anchor: _Held, others: tuple[str, ...], matches: dict[str, _Held]) -> None:
+        """Emit ``anchor``'s set, or drop it when a required modality has no frame in it."""
+        window_end = anchor.frame.stamp_ns + self._slop
+        unmatched = [m for m in others if m not in matches]
+        for modality in (anchor.frame.modality, *others):
+            self._channels[modality].expected += 1
+        for modality in unmatched:
+            self._bench(modality, self._channels[modality].cadence.owe(window_end, anchor.due[modality]))
+        for modality in others:
+            self._drop_before(modality, anchor.frame.stamp_ns - self._slop)
+        if any(m in self.config.required for m in unmatched):
+            self.drops[DropReason.NO_MATCH.value] += 1  # its matches stay buffered for later anchors
+            return
+        frames = {anchor.frame.modality: anchor.frame}
+        for modality, match in matches.items():
+            self._drop_before(modality, match.frame.stamp_ns)  # no later anchor can match them better
+            self._channels[modality].buffer.popleft()  # the match: no frame is used twice
+            if self._channels[modality].bench.matched():
+                frames[modality] = match.frame
+            else:
+                self.drops[DropReason.NOT_ADMITTED.value] += 1
+        self.emitted += 1
+        self.frames_emitted += len(frames)
+        self._emit(FrameSet(anchor.frame, frames))
+
+    def _bench(self, modality: str, missed: int) -> None:
+        """Bench it if it turned out to have missed sets (a required one never is: sets go without it)."""
+        if missed and modality not in self.config.required:
+            self._channels[modality].bench.miss(self.config.readmit_frames)
+
+    def _closest(self, modality: str, anchor: _Held) -> _Held | None:
+        """Its frame nearest ``anchor`` within ``slop``, of those that came before the anchor's due time."""
+        stamp, due = anchor.frame.stamp_ns, anchor.due[modality]
+        came = [h for h in self._channels[modality].buffer if h.frame.arrival.clock_ns < due]
+        nearest = min(came, key=lambda h: abs(h.frame.stamp_ns - stamp), default=None)
+        return nearest if nearest is not None and abs(nearest.frame.stamp_ns - stamp) <= self._slop else None
+
+    def _drop_before(self, modality: str, stamp: int) -> None:
+        """Drop its frames stamped before ``stamp`` (its buffer is in stamp order): unmatched, for good."""
         buffer = self._channels[modality].buffer
-        while buffer:
-            frame = buffer.popleft()
-            if frame is match:
-                return
+        while buffer and buffer[0].frame.stamp_ns < stamp:
+            buffer.popleft()
             self.drops[DropReason.UNMATCHED.value] += 1
 
     def _discard_inactive(self, modality: str, now: int) -> None:
-        """Frames of a stale or recovering modality can never join a set: count and drop them."""
+        """Frames of an untracked modality (stale, or back but not admitted) join no set: count and drop them."""
         channel = self._channels[modality]
         reason = DropReason.NOT_ADMITTED if self._alive(channel, now) else DropReason.UNMATCHED
         while channel.buffer:

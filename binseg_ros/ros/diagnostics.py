@@ -1,4 +1,10 @@
-"""RuntimeStatus → ``diagnostic_msgs/DiagnosticArray`` (one status per modality + one overall)."""
+"""RuntimeStatus → ``diagnostic_msgs/DiagnosticArray`` (one status per modality + one overall).
+
+A sensor that publishes but fails the quality gate is WARN ("rgb degraded: underexposed")
+until it is readmitted; a sensor that keeps missing sets (a flapping driver or link) is WARN
+with its miss rate while the synchroniser benches it; and the overall status names the subset
+that runs without either.
+"""
 
 from __future__ import annotations
 
@@ -32,6 +38,7 @@ def build_diagnostics(
     level, message = _overall(status, subscribed)
     summary = {
         "active_subset": subset_name(status.active),
+        "running_subset": subset_name(status.running),
         "last_mask_subset": subset_name(status.last_subset),
         "backend": backend,
         "output_rate_hz": status.output_rate,
@@ -42,6 +49,7 @@ def build_diagnostics(
         **{f"frames_in.{m}": status.frames_in[m] for m in subscribed},
         **{f"drops.{reason}": count for reason, count in sorted(status.drops.items())},
         **{f"sanitized.{reason}": count for reason, count in sorted(status.sanitized.items())},
+        **{f"degraded.{key}": count for key, count in sorted(status.degraded_frames.items())},
         **{f"published.{name}": count for name, count in sorted(status.published.items())},
     }
     statuses.append(
@@ -52,33 +60,58 @@ def build_diagnostics(
     return DiagnosticArray(header=Header(stamp=stamp), status=statuses)
 
 
+def _degraded(status: RuntimeStatus, modality: str) -> str:
+    return f"{modality} degraded: {status.degraded[modality]}"
+
+
+def _missing_sets(status: RuntimeStatus, modality: str) -> str:
+    """``"missed 80 of 180 sets (44%)"``: over the whole run, from the synchroniser's counters."""
+    misses = status.misses[modality]
+    return f"missed {misses.missed} of {misses.expected} sets ({misses.missed / max(1, misses.expected):.0%})"
+
+
 def _sensor(status: RuntimeStatus, node_name: str, modality: str, topic: str) -> DiagnosticStatus:
+    """The synchroniser's health; an OK sensor the quality gate leaves out is WARN, with why."""
     health = status.health[modality]
+    level, message = LEVELS[health], health.value
+    if health is Health.OK and modality in status.degraded:
+        level, message = DiagnosticStatus.WARN, _degraded(status, modality)
+    elif health is Health.RECOVERING and status.misses[modality].missed:
+        message = f"{health.value}: {_missing_sets(status, modality)}"
     values = {
         "frames_in": status.frames_in[modality],
+        "missed_sets": status.misses[modality].missed,
+        "expected_sets": status.misses[modality].expected,
         "rate_hz": status.input_rate[modality],
         "active": modality in status.active,
+        "degraded": status.degraded.get(modality, "no"),
     }
     return DiagnosticStatus(
-        level=LEVELS[health],
-        name=f"{node_name}: {modality}",
-        message=health.value,
-        hardware_id=topic,
-        values=_key_values(values),
+        level=level, name=f"{node_name}: {modality}", message=message, hardware_id=topic, values=_key_values(values)
     )
 
 
 def _overall(status: RuntimeStatus, subscribed: Subset) -> tuple[bytes, str]:
-    """OK with every subscribed modality active, WARN while falling back to fewer, ERROR when
-    a required modality is missing or none is alive."""
+    """OK with every subscribed modality running, WARN while falling back to fewer (stale, or
+    left out by the quality gate), ERROR when a required modality is missing or none runs."""
+    stale = canonical(m for m in subscribed if status.health[m] is Health.STALE)
+    returning = [
+        f"{m} {_missing_sets(status, m) if status.misses[m].missed else 'recovering'}"
+        for m in subscribed
+        if status.health[m] is Health.RECOVERING
+    ]
+    degraded = [_degraded(status, m) for m in status.active if m in status.degraded]
+    why = "; ".join(([f"{subset_name(stale)} stale"] if stale else []) + returning + degraded)
+    because = f" ({why})" if why else ""
     if status.required_missing:
-        return DiagnosticStatus.ERROR, f"required modality missing: {subset_name(status.required_missing)}"
+        return DiagnosticStatus.ERROR, f"required modality missing: {subset_name(status.required_missing)}{because}"
     if not status.active:
         return DiagnosticStatus.ERROR, "no modality alive"
-    missing = canonical(m for m in subscribed if m not in status.active)
-    if missing:
-        return DiagnosticStatus.WARN, f"fallback to {subset_name(status.active)} ({subset_name(missing)} stale)"
-    return DiagnosticStatus.OK, f"running on {subset_name(status.active)}"
+    if not status.running:
+        return DiagnosticStatus.ERROR, f"no usable modality{because}"
+    if why:
+        return DiagnosticStatus.WARN, f"fallback to {subset_name(status.running)}{because}"
+    return DiagnosticStatus.OK, f"running on {subset_name(status.running)}"
 
 
 def calibration_status(node_name: str, source: str, missing: Sequence[str], status: RuntimeStatus) -> DiagnosticStatus:

@@ -19,7 +19,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.subscription import Subscription
 from sensor_msgs.msg import CompressedImage, Image
 
-from binseg_ros.backends.factory import create_backend, resolve
+from binseg_ros.backends.factory import create_backend
 from binseg_ros.core.compressed import transport_topic
 from binseg_ros.core.drops import DropReason
 from binseg_ros.core.frame import Arrival
@@ -47,7 +47,7 @@ class SegmentNode(Node):
         backend = create_backend(
             s.backend, manifest, s.frequency_form, s.device, precision=s.precision, plugin_library=s.plugin_library
         )
-        self.backend_name = resolve(s.backend)
+        self.backend_name = backend.name
         self.calibration = CalibrationSource(
             self, s.calibration_file, s.camera_info_source, s.modalities, self._calibrated, manifest.input_size
         )
@@ -55,7 +55,9 @@ class SegmentNode(Node):
         for subset in all_subsets():  # every engine a fallback may need, before the first frame
             if set(subset) <= set(s.modalities):
                 segmenter.warm_up(subset)
-        self.runtime = SegmentationRuntime(segmenter, s.sync_config(), self._publish, s.thermal_units())
+        self.runtime = SegmentationRuntime(
+            segmenter, s.sync_config(), self._publish, s.thermal_units(), quality=s.quality_config()
+        )
 
         self._image_subs = {m: self._subscribe(m, s) for m in s.modalities}
         self._mask_pub = self.create_publisher(Image, "~/mask", OUTPUT_QOS)

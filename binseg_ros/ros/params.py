@@ -4,8 +4,9 @@ Each parameter is declared once, here, read-only, with a ``ParameterDescriptor``
 its description and, for numbers, a ``FloatingPointRange`` / ``IntegerRange``: ``ros2 param
 describe`` shows the range and rclpy enforces it, so a value out of range stops the node
 with a message naming the parameter. Defaults that the ROS-free core also needs (the
-synchroniser's, the thermal units', the threshold) are not repeated: the table reads them
-from :class:`~binseg_ros.core.sync.SyncConfig`, :class:`~binseg_ros.core.messages.ThermalUnits`
+synchroniser's, the thermal units', the quality gate's limits, the threshold) are not
+repeated: the table reads them from :class:`~binseg_ros.core.sync.SyncConfig`,
+:class:`~binseg_ros.core.messages.ThermalUnits`, :class:`~binseg_ros.core.quality.QualityConfig`
 and :data:`~binseg_ros.core.postprocess.DEFAULT_THRESHOLD`. ``config/segment.yaml`` lists the
 same values, and a test holds the file to this table.
 """
@@ -25,6 +26,7 @@ from binseg_ros.backends.factory import BACKEND_NAMES
 from binseg_ros.core.compressed import TRANSPORTS
 from binseg_ros.core.messages import ThermalUnits
 from binseg_ros.core.postprocess import DEFAULT_THRESHOLD
+from binseg_ros.core.quality import QualityConfig
 from binseg_ros.core.sync import SyncConfig
 from binseg_ros.engines.tensorrt.rules import PRECISIONS
 from binseg_ros.errors import ConfigError, ModalityError
@@ -92,6 +94,13 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("threshold", DEFAULT_THRESHOLD, "probability above which a pixel is foreground", low=0.0, high=1.0),
     ParamSpec("slop", SyncConfig.slop, "max stamp difference (s) between frames of one set", low=1e-4, high=10.0),
     ParamSpec(
+        "max_delay",
+        SyncConfig.max_delay,
+        "how long (s) after its anchor frame a set waits for, and takes, a later-arriving frame",
+        low=0.0,
+        high=1.0,
+    ),
+    ParamSpec(
         "modality_timeout",
         SyncConfig.modality_timeout,
         "a modality with no frame for this long (s) is STALE",
@@ -145,6 +154,26 @@ PARAMS: tuple[ParamSpec, ...] = (
         high=1e6,
     ),
     ParamSpec("thermal_offset", ThermalUnits.offset, "see thermal_gain", low=-1e9, high=1e9),
+    ParamSpec("quality.enabled", True, "leave out frames of sensors that publish but fail the quality gate"),
+    ParamSpec(
+        "quality.readmit_frames",
+        QualityConfig.readmit_frames,
+        "consecutive passing frames a degraded sensor needs to be used again",
+        low=1,
+        high=MANY,
+    ),
+    *(
+        ParamSpec(f"quality.{name}", getattr(QualityConfig, name), description, low=0.0, high=high)
+        for name, description, high in (
+            ("max_dark_fraction", "rgb is underexposed above this fraction of near-black pixels", 1.0),
+            ("max_clipped_fraction", "rgb is overexposed above this fraction of clipped channel samples", 1.0),
+            ("max_detail_ratio", "rgb is noisy above this ratio of fine to coarse detail (|Laplacian|)", float(MANY)),
+            ("min_detail_ratio", "rgb is blurred below this ratio (under max_detail_ratio)", float(MANY)),
+            ("min_valid_fraction", "depth has holes below this fraction of valid pixels", 1.0),
+            ("min_thermal_std", "thermal is flat below this standard deviation (raw counts)", 1e6),
+            ("max_saturated_fraction", "thermal is saturated above this fraction at its maximum", 1.0),
+        )
+    ),
 )
 
 
@@ -162,6 +191,7 @@ class NodeSettings:
     required_modalities: Subset
     threshold: float
     slop: float
+    max_delay: float
     modality_timeout: float
     readmit_frames: int
     buffer_size: int
@@ -177,10 +207,24 @@ class NodeSettings:
     diagnostics_period: float
     thermal_gain: float
     thermal_offset: float
+    quality_enabled: bool
+    quality_readmit_frames: int
+    quality_max_dark_fraction: float
+    quality_max_clipped_fraction: float
+    quality_max_detail_ratio: float
+    quality_min_detail_ratio: float
+    quality_min_valid_fraction: float
+    quality_min_thermal_std: float
+    quality_max_saturated_fraction: float
 
     def sync_config(self) -> SyncConfig:
         return SyncConfig(
-            self.slop, self.modality_timeout, self.readmit_frames, self.buffer_size, self.required_modalities
+            slop=self.slop,
+            modality_timeout=self.modality_timeout,
+            readmit_frames=self.readmit_frames,
+            buffer_size=self.buffer_size,
+            required=self.required_modalities,
+            max_delay=self.max_delay,
         )
 
     def transport(self, modality: str) -> str:
@@ -189,6 +233,25 @@ class NodeSettings:
 
     def thermal_units(self) -> ThermalUnits:
         return ThermalUnits(self.thermal_gain, self.thermal_offset)
+
+    def quality_config(self) -> QualityConfig | None:
+        """The gate's limits, or None with ``quality.enabled`` false.
+
+        Raises:
+            ConfigError: limits that contradict each other (min_detail_ratio not below max_detail_ratio).
+        """
+        if not self.quality_enabled:
+            return None
+        return QualityConfig(
+            max_dark_fraction=self.quality_max_dark_fraction,
+            max_clipped_fraction=self.quality_max_clipped_fraction,
+            max_detail_ratio=self.quality_max_detail_ratio,
+            min_detail_ratio=self.quality_min_detail_ratio,
+            min_valid_fraction=self.quality_min_valid_fraction,
+            min_thermal_std=self.quality_min_thermal_std,
+            max_saturated_fraction=self.quality_max_saturated_fraction,
+            readmit_frames=self.quality_readmit_frames,
+        )
 
     def input_qos(self) -> QoSProfile:
         reliability = (

@@ -22,7 +22,7 @@ from conftest import REPO
 from binseg_ros.cli import build_parser, main
 from binseg_ros.datasets import list_ids
 
-VERBS = ("export", "profile", "train", "evaluate", "make-bag", "replay", "demo", "build", "bench", "calibrate")
+VERBS = ("export", "profile", "train", "evaluate", "make-bag", "replay", "demo", "build", "bench", "calibrate", "gate")
 DATASET_FLAGS = "--checkpoint, --data, --split, --size, --device"
 BAG_FLAGS = (
     "--save-predictions, --engine-dir, --backend, --form, --topics, --gt-topic, --gt-dir, --gt-tolerance, "
@@ -254,7 +254,9 @@ def test_evaluate_dataset_mode_writes_the_tables_and_the_card(checkpoint, mm5_ro
     assert code == 0, err
     assert out.startswith(f"added the table to {card}\n2 held-out frames from {split}\n| subset |")
     tables = json.loads((out_dir / "robustness.json").read_text())
-    assert list(tables) == ["test"] and {"rgb+depth+thermal", "thermal", "average", "worst"} <= set(tables["test"])
+    subsets, degradations = tables["subsets"], tables["degradations"]
+    assert list(subsets) == ["test"] and {"rgb+depth+thermal", "thermal", "average", "worst"} <= set(subsets["test"])
+    assert {"clean", "rgb:dark", "depth:holes", "thermal:flat"} <= set(degradations["test"])
     markdown = (out_dir / "robustness.md").read_text()
     assert markdown.strip() in out and markdown.strip() in card.read_text()
     assert "## Held-out evaluation" in card.read_text()

@@ -53,7 +53,7 @@ def test_one_epoch_lowers_the_loss_and_resume_continues(mm5_root, tmp_path):
     assert [r["epoch"] for r in log] == [1, 2]
     assert all(r["sub"] > 0 and r["consistency"] > 0 for r in log)  # modality dropout was on
     net, metadata = load_checkpoint(model_path)
-    assert metadata["version"] == "balanced-e2-s3"
+    assert metadata["version"] == "balanced-degrade-e2-s3"  # degradations are on by default
     assert _loss(net, batch) < initial
 
 

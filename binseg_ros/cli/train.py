@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 def register(verbs: Verbs) -> None:
     """Add ``train``."""
+    from binseg_ros.degrade import TRAINING_PROBABILITY
     from binseg_ros.training.split import SPLITS
 
     train = verbs.add_parser("train", help="train on a registered RGB/depth/thermal folder (MM5 layout)")
@@ -34,6 +35,13 @@ def register(verbs: Verbs) -> None:
     train.add_argument("--device", default="auto", help="auto (cuda when torch sees a GPU) | cpu | cuda | cuda:N")
     train.add_argument("--workers", type=int, default=0, help="DataLoader workers")
     train.add_argument("--limit", type=int, default=0, help="use only the first N training ids (smoke runs)")
+    train.add_argument(
+        "--degrade-probability",
+        type=float,
+        default=TRAINING_PROBABILITY,
+        help="chance that each sensor of a sample is degraded (binseg_ros/degrade.py); 0 turns it off",
+    )
+    train.add_argument("--init", type=Path, help="weights file to start from (fine-tuning), e.g. a shipped weights.pt")
     train.add_argument("--stop-after", type=int, default=0, help="end this run after N epochs (resume later)")
     train.add_argument("--restart", action="store_true", help="ignore saved state in --out")
     add_dataset_args(train)
@@ -43,6 +51,7 @@ def register(verbs: Verbs) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     """Train (or resume) the run in ``--out``; print the checkpoint, or how to resume."""
     from binseg_ros.training.config import TrainConfig
+    from binseg_ros.training.data import Augment
     from binseg_ros.training.loop import train
 
     config = TrainConfig(
@@ -59,6 +68,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         device=args.device,
         workers=args.workers,
         limit=args.limit,
+        init=str(args.init) if args.init else None,
+        augment=Augment(degrade=args.degrade_probability),
         layout=folder_layout(args),
         labels=label_map(args),
     )

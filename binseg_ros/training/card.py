@@ -66,6 +66,7 @@ def training_card(config: TrainConfig, net: BinSegNet, log: list[dict[str, Any]]
         "",
         "## Training",
         f"- {mode}.",
+        *([f"- Fine-tuned: started from the weights `{config.init}`, not from fresh ones."] if config.init else []),
         f"- {len(log)} epochs at {config.size[0]}×{config.size[1]}, batch {config.batch_size}, AdamW lr "
         f"{config.lr:g} one-cycle, weight decay {config.weight_decay:g}, seed {config.seed}; the last epoch ships.",
         f"- Augmentations: `{json.dumps(asdict(config.augment))}` (geometric ones shared by all modalities, "

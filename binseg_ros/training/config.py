@@ -28,6 +28,7 @@ class TrainConfig:
     device: str = "auto"
     workers: int = 0
     limit: int = 0  # use only the first N training ids (smoke runs); 0 = all
+    init: str | None = None  # weights file to start from (fine-tuning) instead of fresh weights
     augment: Augment = field(default_factory=Augment)
     layout: FolderLayout = field(default_factory=FolderLayout)
     labels: LabelMap = field(default_factory=LabelMap)

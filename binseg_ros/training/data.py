@@ -4,6 +4,10 @@ Geometric transforms (flip, scale-crop) are drawn once per sample and applied id
 every modality and the label, so the three sensors stay pixel-registered. Photometric
 changes are drawn per modality, because real sensors drift independently: RGB exposure and
 colour, depth scale error and dropout holes, thermal gain/offset drift and noise.
+Degradations (:mod:`binseg_ros.degrade`: a dark or blinded camera, depth holes, a flat or
+frozen thermal image, ...) are drawn per modality too, independently of modality dropout:
+the fused engines learn to shrug off a sensor that still publishes but sees little, at the
+milder strengths the node's quality gate lets through. The label stays the scene's.
 Frames stay in sensor units; the network normalises them (model/normalization.py).
 """
 
@@ -18,6 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from binseg_ros.datasets import FolderLayout, LabelMap, load_frame, resize_frame
+from binseg_ros.degrade import TRAINING_PROBABILITY, random_degradation
 from binseg_ros.modalities import MODALITIES
 
 
@@ -34,10 +39,11 @@ class Augment:
     thermal_gain: float = 0.05
     thermal_offset: float = 150.0  # raw counts
     thermal_noise: float = 3.0  # raw counts, std (MM5 frames deviate by ~22 counts)
+    degrade: float = TRAINING_PROBABILITY  # probability that a modality of a sample is degraded (each drawn alone)
 
     @classmethod
     def none(cls) -> Augment:
-        return cls(False, (1.0, 1.0), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        return cls(False, (1.0, 1.0), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 
 def _scale_crop(
@@ -61,9 +67,17 @@ def _scale_crop(
 
 
 def augment(
-    frame: dict[str, np.ndarray], size: tuple[int, int], aug: Augment, rng: np.random.Generator
+    frame: dict[str, np.ndarray],
+    size: tuple[int, int],
+    aug: Augment,
+    rng: np.random.Generator,
+    stale: dict[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
-    """One augmented copy of ``frame`` (rgb uint8, depth m, thermal counts, label) at ``size``."""
+    """One augmented copy of ``frame`` (rgb uint8, depth m, thermal counts, label) at ``size``.
+
+    ``stale`` (another frame at ``size``) is what a ``frozen`` degradation repeats; without it
+    no modality is degraded.
+    """
     scale = float(rng.uniform(*aug.scale))
     out = _scale_crop(frame, size, scale, rng) if scale != 1.0 else resize_frame(frame, size)
     if aug.flip and rng.random() < 0.5:
@@ -83,6 +97,10 @@ def augment(
     if aug.thermal_noise:
         thermal += rng.normal(0, aug.thermal_noise, thermal.shape).astype(np.float32)
     out["thermal"] = thermal
+    if stale is not None and aug.degrade:
+        for modality in MODALITIES:
+            if rng.random() < aug.degrade:
+                out[modality] = random_degradation(modality, out[modality], rng, stale[modality].astype(np.float32))
     return out
 
 
@@ -111,7 +129,11 @@ class SegmentationDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng((self.seed, self._epoch, index))
-        frame = augment(self._frames[index], self.size, self.aug, rng)
+        stale = None
+        if self.aug.degrade and len(self._frames) > 1:  # its own stream: the other draws stay as without it
+            draw = np.random.default_rng((self.seed, self._epoch, index, 1)).integers(len(self._frames) - 1)
+            stale = resize_frame(self._frames[(index + 1 + int(draw)) % len(self._frames)], self.size)
+        frame = augment(self._frames[index], self.size, self.aug, rng, stale)
         sample = {
             "rgb": torch.from_numpy(frame["rgb"].transpose(2, 0, 1).copy()),
             "depth": torch.from_numpy(frame["depth"][None]),

@@ -1,7 +1,8 @@
 """Held-out evaluation of trained checkpoints, written where its readers look.
 
-``binseg evaluate --checkpoint ... --data ...`` (dataset mode) runs here: one robustness
-table per checkpoint over the split's held-out frames (:mod:`binseg_ros.training.evaluate`),
+``binseg evaluate --checkpoint ... --data ...`` (dataset mode) runs here: two robustness
+tables per checkpoint over the split's held-out frames (:mod:`binseg_ros.training.evaluate`),
+one over missing sensors (every subset) and one over degraded sensors,
 saved as ``robustness.json`` (for scripts) and ``robustness.md`` (for people), and added to
 the model card beside each checkpoint (:mod:`binseg_ros.training.card`), which ``binseg
 export`` then carries into the engine folder. Keeping it out of the CLI lets a script or test
@@ -19,8 +20,16 @@ from binseg_ros.backends.torch import TorchBackend
 from binseg_ros.datasets import load_frame
 from binseg_ros.model import load_checkpoint
 from binseg_ros.training.card import CARD_NAME, add_evaluation
-from binseg_ros.training.evaluate import Table, format_table, robustness_table
+from binseg_ros.training.evaluate import (
+    Table,
+    degradation_table,
+    format_side_by_side,
+    format_table,
+    robustness_table,
+)
 from binseg_ros.training.split import load_split
+
+DEGRADED_COLUMNS = ("IoU", "S", "MAE")
 
 
 @dataclass(frozen=True)
@@ -46,14 +55,23 @@ def evaluate_checkpoints(
     ids = load_split(split_file).held_out_ids()
     frames = [load_frame(data, frame_id) for frame_id in ids]
     tables: dict[str, Table] = {}
+    degraded: dict[str, Table] = {}
     for checkpoint in checkpoints:
         net, metadata = load_checkpoint(checkpoint)
         name = str(metadata.get("version", checkpoint.stem))
-        tables[name] = robustness_table(TorchBackend(net, size, device), size, frames)
+        backend = TorchBackend(net, size, device)
+        tables[name] = robustness_table(backend, size, frames)
+        degraded[name] = degradation_table(backend, size, frames)
     out.mkdir(parents=True, exist_ok=True)
-    markdown = format_table(tables)
+    markdown = (
+        format_table(tables)
+        + "\n\n### Degraded sensors\n\nThe full-modal engine with one sensor degraded (`binseg_ros/degrade.py`, "
+        "fixed strengths) on every held-out frame, ungated: what the network itself makes of a degraded "
+        "sensor (the node's quality gate leaves these kinds out at these strengths; milder ones reach the "
+        "network).\n\n" + format_side_by_side(degraded, "degradation", DEGRADED_COLUMNS)
+    )
     files = (out / "robustness.json", out / "robustness.md")
-    files[0].write_text(json.dumps(tables, indent=2))
+    files[0].write_text(json.dumps({"subsets": tables, "degradations": degraded}, indent=2))
     files[1].write_text(markdown + "\n")
     cards = []
     for checkpoint in checkpoints:

@@ -162,6 +162,13 @@ PARAMS: tuple[ParamSpec, ...] = (
         low=1,
         high=MANY,
     ),
+    ParamSpec(
+        "quality.frozen_frames",
+        QualityConfig.frozen_frames,
+        "repeats in a row of one image, while other sensors' images change, that make it frozen",
+        low=1,
+        high=MANY,
+    ),
     *(
         ParamSpec(f"quality.{name}", getattr(QualityConfig, name), description, low=0.0, high=high)
         for name, description, high in (
@@ -209,6 +216,7 @@ class NodeSettings:
     thermal_offset: float
     quality_enabled: bool
     quality_readmit_frames: int
+    quality_frozen_frames: int
     quality_max_dark_fraction: float
     quality_max_clipped_fraction: float
     quality_max_detail_ratio: float
@@ -251,6 +259,7 @@ class NodeSettings:
             min_thermal_std=self.quality_min_thermal_std,
             max_saturated_fraction=self.quality_max_saturated_fraction,
             readmit_frames=self.quality_readmit_frames,
+            frozen_frames=self.quality_frozen_frames,
         )
 
     def input_qos(self) -> QoSProfile:

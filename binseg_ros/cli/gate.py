@@ -18,7 +18,7 @@ import argparse
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -72,7 +72,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     config = _fit(samples)
     print(f"\ngate cost per frame at the measuring size (view + metrics + repeat check, median of {len(ids)}):")
     print("  " + ", ".join(f"{m} {ms:.3f} ms" for m, ms in cost.items()))
-    print("\nthrough a gate with these limits (each case after a clean frame):")
+    print("\nthrough a gate with these limits (each case after a clean frame; frozen at its first repeat):")
     for case, line in _verify(args.data, ids, args.seed, config):
         print(f"  {case:<20} {line}")
     print(f"\n{config}")
@@ -188,7 +188,11 @@ def _fit(samples: Samples) -> QualityConfig:
 
 
 def _verify(root: Path, ids: Sequence[str], seed: int, config: QualityConfig) -> Iterator[tuple[str, str]]:
-    """(case, what a fresh gate with ``config`` made of it over every frame): passed or caught, and why."""
+    """(case, what a fresh gate with ``config`` made of it over every frame): passed or caught, and why.
+
+    A case is one frame after a clean one, so ``frozen`` cases are judged at their first repeat
+    (``frozen_frames=1``); the node waits for ``frozen_frames`` repeats in a row.
+    """
     from binseg_ros.core.frame import Arrival, Frame, FrameSet
     from binseg_ros.core.quality import QualityGate
     from binseg_ros.modalities import MODALITIES
@@ -200,7 +204,7 @@ def _verify(root: Path, ids: Sequence[str], seed: int, config: QualityConfig) ->
     outcomes: dict[str, Counter[str]] = {}
     for previous, cases in _camera_sets(root, ids, seed):
         for case, images in cases.items():
-            gate = QualityGate(config)
+            gate = QualityGate(replace(config, frozen_frames=1) if case.endswith(":frozen") else config)
             gate(frameset(previous))
             left_out = gate(frameset(images)).left_out
             judged = ", ".join(f"{m} {r.value}" for m, r in left_out.items()) or "passed"

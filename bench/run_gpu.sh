@@ -32,12 +32,12 @@ step() {  # step NAME TIMEOUT PYTHON-CODE: one bench, its output in $OUT/NAME.md
 echo "== pytest (GPU tests)"
 timeout 200 "$PYTHON" -m pytest -ra -p no:cacheprovider test/test_gpu.py 2>&1 | tee "$OUT/pytest.txt" || status=1
 
-step bench_frequency 150 "
+step bench_frequency 220 "
 from binseg_ros.bench.frequency import run_frequency_bench
 raise SystemExit(run_frequency_bench(runs=100, warmup=10))"
 
 for size in '480, 640' '240, 320'; do
-    step "bench_gpu_network_${size/, /x}" 80 "
+    step "bench_gpu_network_${size/, /x}" 110 "
 from pathlib import Path
 from binseg_ros.bench.gpu_network import run_gpu_network_bench
 raise SystemExit(run_gpu_network_bench(Path('engines/binseg_s/weights.pt'), ($size), runs=300, warmup=30))"

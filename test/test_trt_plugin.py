@@ -27,7 +27,12 @@ from binseg_ros.kernels.build import (
     find_tensorrt_include,
 )
 
-LAUNCHER_API = {"binseg_launch_frequency_split", "binseg_frequency_split_smem_bytes", "binseg_frequency_split_threads"}
+LAUNCHER_API = {
+    "binseg_launch_frequency_split",
+    "binseg_frequency_split_smem_bytes",
+    "binseg_frequency_split_threads",
+    "binseg_frequency_split_workspace_bytes",
+}
 PLUGIN_ENTRY_POINTS = {"getCreators", "setLoggerFinder"}
 
 

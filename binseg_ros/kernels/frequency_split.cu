@@ -22,6 +22,7 @@ namespace {
 
 constexpr int kThreads = 512;
 constexpr int kWarps = kThreads / 32;
+constexpr int kTapThreads = 128;
 
 __device__ __forceinline__ float load(const float* p) { return *p; }
 __device__ __forceinline__ float load(const __half* p) { return __half2float(*p); }
@@ -47,7 +48,7 @@ struct Support {
 
 // The smallest symmetric support [-r, r] whose dropped taps sum to at most the tolerance, or
 // the whole period [-(n-1)/2, n/2] when even the outermost tap matters (a wide pass band rings
-// like a Dirichlet kernel and never decays). k[d] is valid for d in (-n, n).
+// like a Dirichlet kernel and never decays). k[d] for d in [0, n); k[-d] is k[n - d].
 __device__ Support tap_support(const float* k, int n) {
     float total = 0.0f;
     for (int d = 0; d < n; ++d) {
@@ -59,8 +60,8 @@ __device__ Support tap_support(const float* k, int n) {
     if (tail > budget) {
         return {r, n / 2};
     }
-    while (r > 0 && tail + fabsf(k[r]) + fabsf(k[-r]) <= budget) {
-        tail += fabsf(k[r]) + fabsf(k[-r]);
+    while (r > 0 && tail + fabsf(k[r]) + fabsf(k[n - r]) <= budget) {
+        tail += fabsf(k[r]) + fabsf(k[n - r]);
         --r;
     }
     return {r, r};
@@ -130,18 +131,19 @@ __device__ __forceinline__ void stage_plane(const T* __restrict__ x, float* __re
 
 template <typename T>
 __device__ void frequency_split(const T* __restrict__ x, const float* __restrict__ taps_h,
-                                const float* __restrict__ taps_w, T* __restrict__ low, T* __restrict__ high,
-                                int channels, int height, int width) {
+                                const float* __restrict__ taps_w, const Support* __restrict__ supports,
+                                T* __restrict__ low, T* __restrict__ high, int channels, int height, int width) {
     extern __shared__ float smem[];
     float* plane_smem = smem;  // the input plane, then the row pass's result in place
     float* wext = plane_smem + height * width;  // wext[width - 1 + d] = k_W[d mod width]
-    float* hext = wext + 2 * width - 1;         // hext[height - 1 + d] = k_H[d mod height]
+    float* hext = wext + 2 * width - 1;        // hext[height - 1 + d] = k_H[d mod height]
     float* lines = hext + 2 * height - 1;
-    __shared__ Support support[2];  // along W, along H
 
     const int plane = blockIdx.x;
     const int channel = plane % channels;
     const size_t offset = static_cast<size_t>(plane) * height * width;
+    const Support along_h = supports[2 * channel];
+    const Support along_w = supports[2 * channel + 1];
     stage_plane(x + offset, plane_smem, height * width);
     for (int i = threadIdx.x; i < 2 * width - 1; i += blockDim.x) {
         wext[i] = taps_w[channel * width + (i + 1) % width];  // d = i - (width - 1) ≡ i + 1 (mod width)
@@ -152,14 +154,6 @@ __device__ void frequency_split(const T* __restrict__ x, const float* __restrict
     __syncthreads();
     const float* k_w = wext + (width - 1);   // k_w[d], d in (-width, width)
     const float* k_h = hext + (height - 1);  // k_h[d], d in (-height, height)
-    if (threadIdx.x == 0) {
-        support[0] = tap_support(k_w, width);
-    } else if (threadIdx.x == 32) {
-        support[1] = tap_support(k_h, height);
-    }
-    __syncthreads();
-    const Support along_w = support[0];
-    const Support along_h = support[1];
 
     // Row pass, in place: row i is copied to its warp's line, then rows[i][j] = sum_d k_W[d] line[(j - d) mod W].
     const int warp = threadIdx.x / 32;
@@ -193,19 +187,19 @@ __device__ void frequency_split(const T* __restrict__ x, const float* __restrict
         const int block = task / width;
         const int j = task - block * width;
         const int i0 = block * kColumnOutputs;
+        const size_t base = offset + static_cast<size_t>(i0) * width + j;
         float value[kColumnOutputs];
 #pragma unroll
         for (int q = 0; q < kColumnOutputs; ++q) {
-            value[q] = i0 + q < height ? load(x + offset + (i0 + q) * width + j) : 0.0f;
+            value[q] = i0 + q < height ? load(x + base + q * width) : 0.0f;
         }
         float acc[kColumnOutputs];
         sliding_convolution(plane_smem + j, width, height, i0, k_h, along_h, acc);
 #pragma unroll
         for (int q = 0; q < kColumnOutputs; ++q) {
             if (i0 + q < height) {
-                const int idx = (i0 + q) * width + j;
-                store(low + offset + idx, acc[q]);
-                store(high + offset + idx, value[q] - acc[q]);
+                store(low + base + q * width, acc[q]);
+                store(high + base + q * width, value[q] - acc[q]);
             }
         }
     }
@@ -214,38 +208,57 @@ __device__ void frequency_split(const T* __restrict__ x, const float* __restrict
 }  // namespace
 
 // taps_h[c * height + d] = k_height[d] and taps_w[c * width + d] = k_width[d] for channel c's cutoff
-// sigma[c] (cycles per sample): one launch for both axes (blockIdx.z), one thread per d.
-extern "C" __global__ void binseg_lowpass_taps(const float* __restrict__ sigma, int channels, int height, int width,
-                                               float* __restrict__ taps_h, float* __restrict__ taps_w) {
-    const int n = blockIdx.z == 0 ? height : width;
-    float* taps = blockIdx.z == 0 ? taps_h : taps_w;
-    const int d = blockIdx.x * blockDim.x + threadIdx.x;
-    const int channel = blockIdx.y;
-    if (d >= n || channel >= channels) {
-        return;
-    }
+// sigma[c] (cycles per sample), and supports[2c] (along H), supports[2c + 1] (along W): one block
+// per (channel, axis). The gains g(f_k) and the cosines cos(2 pi m / n) are tabulated once in
+// shared memory; each tap is then n table reads and FMAs, with the angle index k d mod n kept
+// exact by addition, instead of n exp, cos and 64-bit modulos. The support is found here once
+// per channel, not in every block of the split.
+extern "C" __global__ void __launch_bounds__(kTapThreads)
+binseg_lowpass_taps(const float* __restrict__ sigma, int height, int width, float* __restrict__ taps_h,
+                    float* __restrict__ taps_w, Support* __restrict__ supports) {
+    extern __shared__ float table[];
+    const int channel = blockIdx.x;
+    const int axis = blockIdx.y;  // 0: along H, 1: along W
+    const int n = axis == 0 ? height : width;
+    float* gain = table;
+    float* cosine = gain + n;
+    float* tap = cosine + n;
     const float s = sigma[channel];
     const float inv_two_s2 = 1.0f / (2.0f * s * s);
-    float acc = 0.0f;
-    for (int k = 0; k < n; ++k) {
-        const int signed_k = k < (n + 1) / 2 ? k : k - n;
+    for (int m = threadIdx.x; m < n; m += blockDim.x) {
+        const int signed_k = m < (n + 1) / 2 ? m : m - n;
         const float f = static_cast<float>(signed_k) / static_cast<float>(n);
-        const int phase = static_cast<int>((static_cast<long long>(k) * d) % n);  // exact angle
-        acc = fmaf(expf(-f * f * inv_two_s2), cospif(2.0f * static_cast<float>(phase) / static_cast<float>(n)), acc);
+        gain[m] = expf(-f * f * inv_two_s2);
+        cosine[m] = cospif(2.0f * static_cast<float>(m) / static_cast<float>(n));
     }
-    taps[channel * n + d] = acc / static_cast<float>(n);
+    __syncthreads();
+    float* out = (axis == 0 ? taps_h : taps_w) + channel * n;
+    for (int d = threadIdx.x; d < n; d += blockDim.x) {
+        float acc = 0.0f;
+        int phase = 0;  // k * d mod n
+        for (int k = 0; k < n; ++k) {
+            acc = fmaf(gain[k], cosine[phase], acc);
+            phase += d;
+            phase -= phase >= n ? n : 0;  // d < n: one subtraction
+        }
+        tap[d] = out[d] = acc / static_cast<float>(n);
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        supports[2 * channel + axis] = tap_support(tap, n);
+    }
 }
 
 extern "C" __global__ void __launch_bounds__(kThreads)
-binseg_frequency_split_f32(const float* x, const float* taps_h, const float* taps_w, float* low, float* high,
-                           int channels, int height, int width) {
-    frequency_split<float>(x, taps_h, taps_w, low, high, channels, height, width);
+binseg_frequency_split_f32(const float* x, const float* taps_h, const float* taps_w, const Support* supports,
+                           float* low, float* high, int channels, int height, int width) {
+    frequency_split<float>(x, taps_h, taps_w, supports, low, high, channels, height, width);
 }
 
 extern "C" __global__ void __launch_bounds__(kThreads)
-binseg_frequency_split_f16(const __half* x, const float* taps_h, const float* taps_w, __half* low, __half* high,
-                           int channels, int height, int width) {
-    frequency_split<__half>(x, taps_h, taps_w, low, high, channels, height, width);
+binseg_frequency_split_f16(const __half* x, const float* taps_h, const float* taps_w, const Support* supports,
+                           __half* low, __half* high, int channels, int height, int width) {
+    frequency_split<__half>(x, taps_h, taps_w, supports, low, high, channels, height, width);
 }
 
 // Host side, for the TensorRT plugin and any C++ caller. Launch parameters live here only.
@@ -255,11 +268,15 @@ extern "C" size_t binseg_frequency_split_smem_bytes(int height, int width) {
     return static_cast<size_t>(smem_floats(height, width)) * sizeof(float);
 }
 
+extern "C" size_t binseg_frequency_split_workspace_bytes(int channels, int height, int width) {
+    return static_cast<size_t>(channels) * ((height + width) * sizeof(float) + 2 * sizeof(Support));
+}
+
 // x, low, high: [planes, height, width] (planes = batch * channels), fp32 or fp16 (half_io);
-// sigma: [channels]; taps: workspace of channels * (height + width) floats.
+// sigma: [channels]; workspace: binseg_frequency_split_workspace_bytes, taps then supports.
 extern "C" cudaError_t binseg_launch_frequency_split(const void* x, const float* sigma, void* low, void* high,
-                                                     float* taps, int planes, int channels, int height, int width,
-                                                     int half_io, cudaStream_t stream) {
+                                                     void* workspace, int planes, int channels, int height,
+                                                     int width, int half_io, cudaStream_t stream) {
     if (planes <= 0 || channels <= 0 || height <= 0 || width <= 0 || planes % channels != 0) {
         return cudaErrorInvalidValue;
     }
@@ -274,19 +291,20 @@ extern "C" cudaError_t binseg_launch_frequency_split(const void* x, const float*
         (void)cudaGetLastError();
         return status;
     }
-    float* taps_h = taps;
-    float* taps_w = taps + channels * height;
+    float* taps_h = static_cast<float*>(workspace);
+    float* taps_w = taps_h + channels * height;
+    Support* supports = reinterpret_cast<Support*>(taps_w + channels * width);
     const int longest = height > width ? height : width;
-    binseg_lowpass_taps<<<dim3((longest + 127) / 128, channels, 2), 128, 0, stream>>>(sigma, channels, height, width,
-                                                                                      taps_h, taps_w);
+    binseg_lowpass_taps<<<dim3(channels, 2), kTapThreads, 3 * longest * sizeof(float), stream>>>(
+        sigma, height, width, taps_h, taps_w, supports);
     if (half_io) {
         binseg_frequency_split_f16<<<planes, kThreads, smem, stream>>>(
-            static_cast<const __half*>(x), taps_h, taps_w, static_cast<__half*>(low), static_cast<__half*>(high),
-            channels, height, width);
+            static_cast<const __half*>(x), taps_h, taps_w, supports, static_cast<__half*>(low),
+            static_cast<__half*>(high), channels, height, width);
     } else {
         binseg_frequency_split_f32<<<planes, kThreads, smem, stream>>>(
-            static_cast<const float*>(x), taps_h, taps_w, static_cast<float*>(low), static_cast<float*>(high),
-            channels, height, width);
+            static_cast<const float*>(x), taps_h, taps_w, supports, static_cast<float*>(low),
+            static_cast<float*>(high), channels, height, width);
     }
     return cudaGetLastError();
 }

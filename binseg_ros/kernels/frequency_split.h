@@ -28,16 +28,19 @@ int binseg_frequency_split_threads(void);
  * than the GPU's opt-in per-block limit cannot be launched: callers can check before building. */
 size_t binseg_frequency_split_smem_bytes(int height, int width);
 
+/* Device workspace one launch needs, in bytes: each channel's taps along both axes and their
+ * supports. */
+size_t binseg_frequency_split_workspace_bytes(int channels, int height, int width);
+
 /* low = lowpass(x), high = x - low, per plane, on `stream` (asynchronous).
  *
  * x, low, high: device tensors [planes, height, width] (planes = batch * channels, contiguous),
  *   fp32, or fp16 when half_io is nonzero.
  * sigma: device [channels] fp32 per-channel cutoffs, in cycles per sample.
- * taps: device workspace of channels * (height + width) fp32, overwritten.
- * Returns cudaErrorInvalidValue for non-positive sizes or planes not a multiple of channels,
- * the error of cudaFuncSetAttribute when the plane does not fit in shared memory, else the
- * launch status (cudaGetLastError). */
-cudaError_t binseg_launch_frequency_split(const void* x, const float* sigma, void* low, void* high, float* taps,
+ * workspace: device memory of binseg_frequency_split_workspace_bytes, overwritten.
+ * Returns cudaErrorInvalidValue for non-positive sizes or planes not a multiple of channels, the error of cudaFuncSetAttribute when the plane does not fit in shared
+ * memory, else the launch status (cudaGetLastError). */
+cudaError_t binseg_launch_frequency_split(const void* x, const float* sigma, void* low, void* high, void* workspace,
                                           int planes, int channels, int height, int width, int half_io,
                                           cudaStream_t stream);
 

@@ -234,8 +234,8 @@ public:
         return 0;
     }
 
-    // The taps of both axes, channels * (height + width) floats, for the largest shape of the
-    // profile (max equals dims for static shapes).
+    // The taps of both axes and their supports (binseg_frequency_split_workspace_bytes), for the
+    // largest shape of the profile (max equals dims for static shapes).
     size_t getWorkspaceSize(DynamicPluginTensorDesc const* inputs, int32_t nbInputs,
                             DynamicPluginTensorDesc const* /*outputs*/, int32_t /*nbOutputs*/) const noexcept override {
         if (nbInputs != kNbInputs || inputs[kX].max.nbDims != 4) {
@@ -245,7 +245,11 @@ public:
         if (max.d[1] < 0 || max.d[2] < 0 || max.d[3] < 0) {
             return 0;
         }
-        return static_cast<size_t>(max.d[1]) * static_cast<size_t>(max.d[2] + max.d[3]) * sizeof(float);
+        if (!fitsInt(max.d[1]) || !fitsInt(max.d[2]) || !fitsInt(max.d[3])) {
+            return 0;
+        }
+        return binseg_frequency_split_workspace_bytes(static_cast<int>(max.d[1]), static_cast<int>(max.d[2]),
+                                                      static_cast<int>(max.d[3]));
     }
 
     // IPluginV3OneRuntime. Concrete shapes: the same rules, now without wildcards.
@@ -282,7 +286,7 @@ public:
         }
         cudaError_t const status = binseg_launch_frequency_split(
             inputs[kX], static_cast<float const*>(inputs[kSigma]), outputs[0], outputs[1],
-            static_cast<float*>(workspace), planes, channels, static_cast<int>(x.d[2]), static_cast<int>(x.d[3]),
+            workspace, planes, channels, static_cast<int>(x.d[2]), static_cast<int>(x.d[3]),
             inputDesc[kX].type == DataType::kHALF ? 1 : 0, stream);
         if (status != cudaSuccess) {
             report(Severity::kERROR, "enqueue: %s (%s) on a %lldx%lld plane", cudaGetErrorName(status),

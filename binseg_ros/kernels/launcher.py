@@ -48,6 +48,8 @@ def launcher(arch: str) -> ctypes.CDLL:
     lib.binseg_launch_frequency_split.restype = ctypes.c_int
     lib.binseg_frequency_split_smem_bytes.argtypes = [ctypes.c_int, ctypes.c_int]
     lib.binseg_frequency_split_smem_bytes.restype = ctypes.c_size_t
+    lib.binseg_frequency_split_workspace_bytes.argtypes = [ctypes.c_int] * 3
+    lib.binseg_frequency_split_workspace_bytes.restype = ctypes.c_size_t
     return lib
 
 
@@ -70,11 +72,12 @@ def launch_frequency_split(x: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.
     if x.numel() == 0:
         return low, high
     batch, channels, height, width = x.shape
-    taps = torch.empty(channels * (height + width), device=x.device, dtype=torch.float32)
     lib = launcher(device_arch(x.device))
+    workspace_bytes = lib.binseg_frequency_split_workspace_bytes(channels, height, width)
+    workspace = torch.empty(workspace_bytes, device=x.device, dtype=torch.uint8)
     with torch.cuda.device(x.device):
         status = lib.binseg_launch_frequency_split(
-            x.data_ptr(), sigma.data_ptr(), low.data_ptr(), high.data_ptr(), taps.data_ptr(),
+            x.data_ptr(), sigma.data_ptr(), low.data_ptr(), high.data_ptr(), workspace.data_ptr(),
             batch * channels, channels, height, width, int(x.dtype == torch.float16),
             torch.cuda.current_stream(x.device).cuda_stream,
         )  # fmt: skip

@@ -9,6 +9,7 @@ path, so the CLI exits with a message instead of a stack trace or a silently sho
 from __future__ import annotations
 
 import shutil
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,10 +17,11 @@ from types import TracebackType
 from typing import Any
 
 import numpy as np
-from rosbags.rosbag2 import Reader, Writer
+from rosbags.rosbag2 import Reader
 from rosbags.rosbag2.enums import StoragePlugin
 from rosbags.typesys import Stores, get_typestore
 
+from binseg_ros.bags.checksums import CRC_KEY, ChecksummedWriter, MessageCrcs
 from binseg_ros.core.compressed import encode
 from binseg_ros.core.messages import image_fields
 from binseg_ros.errors import BagError
@@ -56,35 +58,53 @@ def _header(stamp: int, frame_id: str) -> Any:
 class BagWriter:
     """Writes typed messages to a new rosbag2 folder; a context manager that always closes.
 
-    Leaving the ``with`` block on an exception (an unreadable image half-way through
-    ``make-bag``, Ctrl-C, a node that never came up) aborts the storage and deletes the folder
-    this writer created: a cut-short bag would otherwise read as a whole one, and its folder
-    would block the re-run (rosbag2 only writes new folders).
+    The bag is written in a hidden sibling folder (``.<name>.*.partial``) and renamed to its
+    path only once it is closed whole. Leaving the ``with`` block on an exception (an
+    unreadable image half-way through ``make-bag``, Ctrl-C, a node that never came up) aborts
+    the storage and deletes that folder: a cut-short bag would otherwise read as a whole one,
+    and its folder would block the re-run (rosbag2 only writes new folders). A process killed
+    outright leaves only the hidden folder, which blocks nothing.
+
+    Every bag carries checksums (:mod:`binseg_ros.bags.checksums`): CRCs in its mcap chunks,
+    or, for sqlite3, the messages' CRC record in metadata.yaml.
     """
 
     def __init__(self, path: str | Path, storage: str = "mcap") -> None:
         if storage not in STORAGES:
             raise BagError(f"unknown storage {storage!r}; expected one of {', '.join(STORAGES)}")
         self.path = Path(path)
-        if self.path.exists():
-            raise BagError(f"{self.path} already exists; rosbag2 writes a new folder")
-        self._writer = Writer(self.path, version=9, storage_plugin=STORAGES[storage])
+        self._refuse_existing()
+        self._storage = STORAGES[storage]
+        self._crcs = MessageCrcs() if self._storage is StoragePlugin.SQLITE3 else None
         self._connections: dict[str, Any] = {}
 
+    def _refuse_existing(self) -> None:
+        if self.path.exists():
+            raise BagError(f"{self.path} already exists; rosbag2 writes a new folder: remove it or choose another")
+
     def __enter__(self) -> BagWriter:
-        self._writer.open()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._staging = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".partial", dir=self.path.parent))
+        self._writer = ChecksummedWriter(self._staging / self.path.name, version=9, storage_plugin=self._storage)
+        try:
+            self._writer.open()
+        except BaseException:
+            shutil.rmtree(self._staging, ignore_errors=True)
+            raise
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         # rosbags' own __exit__: close (metadata.yaml) on success; abort the storage on an
         # exception, or when closing itself fails, which it then re-raises.
         try:
+            if kind is None and self._crcs is not None:
+                self._writer.set_custom_data(CRC_KEY, self._crcs.annotation())
             self._writer.__exit__(kind, exc, tb)
-        except BaseException:
-            shutil.rmtree(self.path, ignore_errors=True)
-            raise
-        if kind is not None:
-            shutil.rmtree(self.path, ignore_errors=True)
+            if kind is None:
+                self._refuse_existing()  # made by someone else while this bag was written
+                (self._staging / self.path.name).rename(self.path)
+        finally:
+            shutil.rmtree(self._staging, ignore_errors=True)
 
     def write(self, topic: str, log_time: int, msg: Any) -> None:
         """``msg`` at receive time ``log_time`` ns (the time ``ros2 bag play`` replays it at)."""
@@ -100,6 +120,8 @@ class BagWriter:
         if topic not in self._connections:
             self._connections[topic] = self._writer.add_connection(topic, msgtype, typestore=TYPESTORE)
         self._writer.write(self._connections[topic], log_time, data)
+        if self._crcs is not None:
+            self._crcs.add(topic, log_time, data)
 
 
 @dataclass(frozen=True)
@@ -112,13 +134,13 @@ class BagMessage:
 
 def bag_topics(path: str | Path) -> dict[str, str]:
     """Topic → message type of the bag at ``path``."""
-    with _open(path) as reader:
+    with open_bag(path) as reader:
         return {c.topic: c.msgtype for c in reader.connections}
 
 
 def bag_span(path: str | Path, topics: Iterable[str] | None = None) -> tuple[int, int, int]:
     """(start ns, end ns, message count of ``topics`` or of all) from the bag's metadata."""
-    with _open(path) as reader:
+    with open_bag(path) as reader:
         wanted = set(topics) if topics is not None else None
         count = sum(c.msgcount for c in reader.connections if wanted is None or c.topic in wanted)
         return reader.start_time, reader.end_time, count
@@ -126,7 +148,7 @@ def bag_span(path: str | Path, topics: Iterable[str] | None = None) -> tuple[int
 
 def bag_annotations(path: str | Path) -> dict[str, str]:
     """The ``custom_data`` of the bag's metadata.yaml (what :meth:`BagWriter.annotate` kept)."""
-    with _open(path) as reader:
+    with open_bag(path) as reader:
         return dict(reader.storage.metadata.custom or {})
 
 
@@ -134,7 +156,7 @@ def read_messages(path: str | Path, topics: Iterable[str]) -> Iterator[BagMessag
     """Messages of ``topics`` in receive order. A message that does not decode comes with
     ``msg=None`` for the caller to count; a storage-level failure raises BagError."""
     wanted = set(topics)
-    with _open(path) as reader:
+    with open_bag(path) as reader:
         connections = [c for c in reader.connections if c.topic in wanted]
         if not connections:
             return  # rosbags reads every topic when given none
@@ -149,7 +171,7 @@ def read_messages(path: str | Path, topics: Iterable[str]) -> Iterator[BagMessag
             raise BagError(f"{path}: the bag is damaged and could not be read to the end ({exc})") from exc
 
 
-class _open:
+class open_bag:
     """``Reader`` opened with errors turned into BagError naming the path."""
 
     def __init__(self, path: str | Path) -> None:

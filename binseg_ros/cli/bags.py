@@ -10,6 +10,7 @@ runs, so a machine without ROS 2 still makes and evaluates bags.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,9 @@ from binseg_ros.cli.args import (
 
 if TYPE_CHECKING:
     from binseg_ros.cli.args import Verbs
+    from binseg_ros.datasets import FolderLayout
+
+MISSING_SHOWN = 5  # missing frame ids a make-bag error names
 
 
 def register(verbs: Verbs) -> None:
@@ -104,10 +108,9 @@ def cmd_make_bag(args: argparse.Namespace) -> int:
     """Write the bag; print its path, duration and the messages per topic."""
     from binseg_ros.bags.make import DegradeSchedule, DegradeWindow, Dropout, MakeBagConfig, clocks_at, make_bag
     from binseg_ros.calibration.files import load_rig
-    from binseg_ros.training.split import frame_ids
 
     layout = folder_layout(args)
-    ids = frame_ids(args.frames, args.data, args.split, layout)[: args.limit or None]
+    ids = bag_frames(args, layout)
     config = MakeBagConfig(
         hold_s=args.hold,
         clocks=clocks_at(args.rates),
@@ -133,6 +136,48 @@ def cmd_make_bag(args: argparse.Namespace) -> int:
     return 0
 
 
+def bag_frames(args: argparse.Namespace, layout: FolderLayout) -> list[str]:
+    """The first ``--limit`` of the ``--frames`` ids, each of them in the ``--data`` folder.
+
+    The split file lists the ids of one dataset (MM5 by default): given another folder, an id it
+    lacks would stop make-bag at its first missing image with only a file name. Checked here, the
+    error names the split in use and how to take the folder's own frames instead.
+
+    Raises:
+        InputError: the split names frames the folder does not hold.
+    """
+    from binseg_ros.datasets import list_ids
+    from binseg_ros.errors import InputError
+    from binseg_ros.training.split import frame_ids
+
+    ids = frame_ids(args.frames, args.data, args.split, layout)[: args.limit or None]
+    if args.frames == "all":
+        return ids  # listed from the folder itself
+    present = set(list_ids(args.data, layout))
+    missing = [i for i in ids if i not in present]
+    if missing:
+        shown = ", ".join(missing[:MISSING_SHOWN]) + (", …" if len(missing) > MISSING_SHOWN else "")
+        raise InputError(
+            f"{len(missing)} of the {len(ids)} {args.frames} frames of split {args.split} are not in "
+            f"{args.data / layout.rgb} (ids {shown}); --frames all writes every frame of the folder, "
+            "or --split names a split of this dataset"
+        )
+    return ids
+
+
+def verify(bag: Path, verb: str) -> None:
+    """Check the bag's checksums before ``verb`` reads anything of it (its ground truth included).
+
+    A damaged chunk raises :class:`~binseg_ros.errors.BagError` (one line, exit code 2); a bag
+    written without checksums is read all the same, after a warning on stderr.
+    """
+    from binseg_ros.bags.integrity import verify_bag
+
+    integrity = verify_bag(bag)
+    if integrity.unverifiable:
+        print(f"binseg {verb}: warning: {integrity.unverifiable}", file=sys.stderr)
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     """Offline evaluation, live replay, comparison; print the report's summary and path."""
     if not args.node_running:  # the node replay starts is named segment_node: another name is never found
@@ -142,6 +187,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             "a node already running (--node-running)",
             "replay starts its own segment_node otherwise",
         )
+    verify(args.bag, "replay")  # before ROS is imported: a damaged bag is refused without it
     from binseg_ros.ros.replay import ReplayOptions, run_replay
 
     options = ReplayOptions(

@@ -114,8 +114,10 @@ def cmd_evaluate_bag(args: argparse.Namespace) -> int:
     """The bag run and its report; print one summary line, then the bag's degradation windows if it has any."""
     from binseg_ros.bags.evaluate import BagEvaluator
     from binseg_ros.bags.report import window_table, write_report
+    from binseg_ros.cli.bags import verify
     from binseg_ros.engines.locate import open_engine_folder
 
+    verify(args.bag, "evaluate")
     evaluator = BagEvaluator.for_engines(
         open_engine_folder(args.engine_dir),
         args.backend,

@@ -19,7 +19,7 @@ from binseg_ros.core.preprocess import prepare_images
 from binseg_ros.engines.export import export_subset_onnx
 from binseg_ros.engines.manifest import Manifest
 from binseg_ros.errors import BackendError, InputError, ManifestError, ModalityError
-from binseg_ros.forms import FREQUENCY_FORMS
+from binseg_ros.forms import GRAPH_FORMS
 from binseg_ros.hashing import sha256_file
 from binseg_ros.kernels.plugin_identity import PLUGIN_NAME, PLUGIN_NAMESPACE, PLUGIN_VERSION
 from binseg_ros.modalities import CHANNELS, all_subsets, parse_subset, subset_name
@@ -40,13 +40,13 @@ def test_manifest_lists_every_subset_with_hashes(engine_folder, checkpoint):
     assert manifest.weights.sha256 == sha256_file(checkpoint)
     assert manifest.normalization["thermal_min_std"] == pytest.approx(Normalization().thermal_min_std)
     for entry in manifest.subsets.values():
-        assert set(entry.onnx) == set(FREQUENCY_FORMS)
+        assert set(entry.onnx) == set(GRAPH_FORMS)
         for ref in entry.onnx.values():
             assert ref.sha256 == sha256_file(manifest.root / ref.file)
     manifest.verify()
 
 
-@pytest.mark.parametrize("form", FREQUENCY_FORMS)
+@pytest.mark.parametrize("form", GRAPH_FORMS)
 @pytest.mark.parametrize("subset", SUBSETS, ids="+".join)
 def test_graph_is_checked_static_and_contains_only_its_modalities(engine_folder, calibrated_net, subset, form):
     path = engine_folder.onnx_path(subset, form)
@@ -168,7 +168,7 @@ def test_backend_rejects_wrong_shapes_and_unknown_subsets(engine_folder):
 def test_graphs_share_one_deduplicated_tensor_file(engine_folder):
     root = engine_folder.root
     graphs = sorted(root.glob("*.onnx"))
-    assert len(graphs) == 7 * len(FREQUENCY_FORMS) and all(g.stat().st_size < 1_000_000 for g in graphs)
+    assert len(graphs) == 7 * len(GRAPH_FORMS) and all(g.stat().st_size < 1_000_000 for g in graphs)
     referenced = 0
     for graph in graphs:
         model = onnx.load(graph, load_external_data=False)
@@ -271,3 +271,20 @@ def test_backend_factory_errors(engine_folder, monkeypatch):
     if importlib.util.find_spec("tensorrt") is None:  # where it is installed, test_tensorrt.py runs it
         with pytest.raises(BackendError, match="the tensorrt backend needs the TensorRT Python package"):
             create_backend("tensorrt", engine_folder)
+
+
+@pytest.mark.parametrize("subset", SUBSETS, ids="+".join)
+def test_fp16_graph_computes_in_fp16_behind_fp32_inputs_and_output(engine_folder, subset):
+    model = onnx.load(engine_folder.onnx_path(subset, "matmul-fp16"), load_external_data=False)
+    assert {i.type.tensor_type.elem_type for i in model.graph.input} == {onnx.TensorProto.FLOAT}
+    assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    weights = {t.name: t.data_type for t in model.graph.initializer if t.name.endswith(".weight")}
+    assert weights and set(weights.values()) == {onnx.TensorProto.FLOAT16}, weights
+    casts = {helper.get_attribute_value(n.attribute[0]) for n in model.graph.node if n.op_type == "Cast"}
+    assert {onnx.TensorProto.FLOAT16, onnx.TensorProto.FLOAT} <= casts  # fp32 islands, explicitly
+    reference = OnnxRuntimeBackend(engine_folder, "matmul")
+    half = OnnxRuntimeBackend(engine_folder, "matmul-fp16")
+    inputs = {m: a for m, a in random_inputs(EXPORT_SIZE, seed=3).items() if m in subset}
+    full, lower = reference.run(inputs), half.run(inputs)
+    assert lower.dtype == np.float32 and lower.shape == full.shape
+    assert np.abs(lower - full).mean() <= 1e-2, np.abs(lower - full).mean()

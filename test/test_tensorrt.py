@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import REPO, random_inputs
-from test_tensorrt_targets import RTX, TRT_10
+from test_tensorrt_targets import RTX, TRT_10, TRT_11
 
 import binseg_ros.engines.tensorrt
 from binseg_ros.backends.factory import create_backend, resolve, tensorrt_usable
@@ -131,21 +131,32 @@ def test_a_precision_name_is_checked_where_it_comes_in():
 
 def test_kernel_graph_only_with_a_plugin_library(tmp_path):
     both = tiny_manifest(tmp_path, ("matmul", "kernel"))
-    assert rules.choose_form(both, parse_subset("rgb"), TRT_10, plugin_loaded=True)[0] == "kernel"
-    form, reason = rules.choose_form(both, parse_subset("rgb"), TRT_10, plugin_loaded=False)
+    assert rules.choose_form(both, parse_subset("rgb"), TRT_10, "fp16", plugin_loaded=True)[0] == "kernel"
+    form, reason = rules.choose_form(both, parse_subset("rgb"), TRT_10, "fp16", plugin_loaded=False)
     assert form == "matmul" and "no plugin library" in reason
-    form, reason = rules.choose_form(both, parse_subset("rgb"), RTX, plugin_loaded=False)
+    form, reason = rules.choose_form(both, parse_subset("rgb"), RTX, "fp32", plugin_loaded=False)
     assert form == "matmul" and "TensorRT-RTX 1.7.1.116 has no plugin layers" in reason
     matmul_only = tiny_manifest(tmp_path, ("matmul",))
-    form, reason = rules.choose_form(matmul_only, parse_subset("rgb"), TRT_10, plugin_loaded=True)
+    form, reason = rules.choose_form(matmul_only, parse_subset("rgb"), TRT_10, "fp16", plugin_loaded=True)
     assert form == "matmul" and "no kernel" in reason
     kernel_only = tiny_manifest(tmp_path, ("kernel",))
     with pytest.raises(ManifestError, match="no 'matmul' graph and no plugin library was given"):
-        rules.choose_form(kernel_only, parse_subset("rgb"), TRT_10, plugin_loaded=False)
+        rules.choose_form(kernel_only, parse_subset("rgb"), TRT_10, "fp32", plugin_loaded=False)
     with pytest.raises(ManifestError, match=r"no 'matmul' graph and TensorRT-RTX 1\.7\.1\.116 has no plugin layers"):
-        rules.choose_form(kernel_only, parse_subset("rgb"), RTX, plugin_loaded=False)
+        rules.choose_form(kernel_only, parse_subset("rgb"), RTX, "fp32", plugin_loaded=False)
     with pytest.raises(ManifestError, match="no engine for subset 'depth'"):
-        rules.choose_form(both, parse_subset("depth"), TRT_10, plugin_loaded=True)
+        rules.choose_form(both, parse_subset("depth"), TRT_10, "fp16", plugin_loaded=True)
+
+
+def test_strongly_typed_fp16_builds_the_fp16_typed_graph(tmp_path):
+    forms = tiny_manifest(tmp_path, ("matmul", "kernel", "matmul-fp16"))
+    for flavour in (TRT_11, RTX):
+        form, reason = rules.choose_form(forms, parse_subset("rgb"), flavour, "fp16", plugin_loaded=False)
+        assert form == "matmul-fp16" and "strongly typed" in reason
+        assert rules.choose_form(forms, parse_subset("rgb"), flavour, "fp32", plugin_loaded=False)[0] == "matmul"
+    assert rules.choose_form(forms, parse_subset("rgb"), TRT_10, "fp16", plugin_loaded=False)[0] == "matmul"
+    with pytest.raises(ManifestError, match=r"no 'matmul-fp16' graph and TensorRT 11.* strongly typed.*binseg export"):
+        rules.choose_form(tiny_manifest(tmp_path, ("matmul",)), parse_subset("rgb"), TRT_11, "fp16", False)
 
 
 def test_plan_folder_is_per_model_under_the_cache_root(tmp_path, monkeypatch):

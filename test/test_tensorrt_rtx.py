@@ -1,6 +1,7 @@
 """The real TensorRT for RTX, on a machine without a GPU: every subset of the shipped engine
-folder built ahead of time at fp32 for compute capability 8.9 into a plan cache whose key says
-so, found there the second time; and every refusal made before TensorRT's ONNX parser (which
+folder built ahead of time at fp32 (the ``matmul`` graphs) and fp16 (the fp16-typed
+``matmul-fp16`` graphs) for compute capability 8.9 into a plan cache whose key says so, found
+there the second time; and every refusal made before TensorRT's ONNX parser (which
 aborts the process on a plugin node while a plugin library is loaded) could see the graph.
 
 Skipped only where ``tensorrt_rtx`` cannot be imported; ``scripts/setup --dev`` installs it.
@@ -24,6 +25,7 @@ from binseg_ros.engines.tensorrt.builder import build_plan
 from binseg_ros.engines.tensorrt.imports import check_target, cuda_device_count
 from binseg_ros.engines.tensorrt.loading import SubsetFailure, SubsetPlan, build_each, prepare_build
 from binseg_ros.engines.tensorrt.plan_cache import model_digest
+from binseg_ros.engines.tensorrt.rules import Precision
 from binseg_ros.engines.tensorrt.targets import AHEAD_OF_TIME, FLAVOUR_ENV
 from binseg_ros.errors import BackendError
 from binseg_ros.modalities import subset_name
@@ -46,11 +48,11 @@ def shipped() -> Manifest:
     return open_engine_folder(SHIPPED)
 
 
-def build_all(manifest: Manifest, cache: Path) -> list[SubsetPlan]:
-    """``binseg build --precision fp32 --compute-capability 8.9``'s work; a failure fails the test with its error."""
+def build_all(manifest: Manifest, cache: Path, precision: Precision = "fp32") -> list[SubsetPlan]:
+    """``binseg build --precision P --compute-capability 8.9``'s work; a failure fails the test with its error."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(FLAVOUR_ENV, "tensorrt_rtx")
-        outcomes = list(build_each(prepare_build(manifest, "fp32", cache, None, None, TARGET)))
+        outcomes = list(build_each(prepare_build(manifest, precision, cache, None, None, TARGET)))
     failures = [f"{subset_name(o.subset)}: {o.error}" for o in outcomes if isinstance(o, SubsetFailure)]
     assert not failures, "\n".join(failures)  # parser errors come with every message the parser recorded
     return [o for o in outcomes if isinstance(o, SubsetPlan)]
@@ -86,6 +88,17 @@ def test_the_plan_key_records_flavour_version_and_the_ahead_of_time_target(aot_c
         }
 
 
+def test_every_shipped_subset_builds_at_fp16_from_its_fp16_typed_graph(aot_cache, shipped):
+    """Strongly typed: the fp16 plans come from the fp16-typed graphs. Their layer weights are
+    half the size (the DFT matrices stay fp32), so each plan is smaller than its fp32 plan."""
+    cache, fp32 = aot_cache
+    fp16 = build_all(shipped, cache, "fp16")
+    assert [p.subset for p in fp16] == [p.subset for p in fp32]
+    for half, full in zip(fp16, fp32, strict=True):
+        assert half.built and half.form == "matmul-fp16" and half.slot.endswith(".matmul-fp16.fp16"), half
+        assert half.size < full.size, (half.slot, half.size, full.size)
+
+
 def test_a_second_build_finds_every_plan_in_the_cache(aot_cache, shipped):
     cache, first = aot_cache
     again = build_all(shipped, cache)
@@ -107,16 +120,9 @@ def test_graphs_tensorrt_rtx_cannot_take_are_refused_before_parsing(form, refusa
     assert "ModelImporter" not in capfd.readouterr().err, "the ONNX parser saw the graph"
 
 
-@pytest.mark.parametrize(
-    ("precision", "reason"),
-    [
-        ("fp16", r"fp16 is not available on TensorRT-RTX .*strongly typed .*fp16-typed ONNX graph"),
-        ("int8", r"int8 is not available on TensorRT-RTX .*quantizes weights only"),
-    ],
-)
-def test_fp16_and_int8_are_refused_on_tensorrt_rtx_before_any_build(shipped, tmp_path, precision, reason):
-    with pytest.raises(BackendError, match=reason):
-        prepare_build(shipped, precision, tmp_path, None, None, TARGET)
+def test_int8_is_refused_on_tensorrt_rtx_before_any_build(shipped, tmp_path):
+    with pytest.raises(BackendError, match=r"int8 is not available on TensorRT-RTX .*quantizes weights only"):
+        prepare_build(shipped, "int8", tmp_path, None, None, TARGET)
     assert not list(tmp_path.iterdir())
 
 

@@ -86,6 +86,8 @@ def test_the_flavour_is_chosen_by_the_environment_when_set(monkeypatch):
         (TRT_10, "int8", (False, ("INT8",))),
         (TRT_10_16, "fp16", (False, ("FP16",))),
         (TRT_11, "fp32", (True, ())),
+        (TRT_11, "fp16", (True, ())),  # from the fp16-typed graph, no flag
+        (RTX, "fp16", (True, ())),
         (TRT_11, "int8", (True, ())),
         (Flavour("tensorrt", "12.0.0"), "fp32", (True, ())),
         (RTX, "fp32", (True, ())),
@@ -96,11 +98,6 @@ def test_builder_settings_per_tensorrt_flavour_and_generation(flavour, precision
 
 
 def test_what_strongly_typed_tensorrt_cannot_build_is_refused_with_the_reason():
-    for flavour in (TRT_11, RTX):
-        with pytest.raises(
-            BackendError, match=r"fp16 is not available on TensorRT(-RTX)? 1.*fp16-typed ONNX graph.*use precision fp32"
-        ):
-            rules.builder_settings(flavour, "fp16")
     with pytest.raises(
         BackendError, match=r"int8 is not available on TensorRT-RTX 1.7.1.116: its INT8 quantizes weights"
     ):

@@ -2,7 +2,7 @@
 
 Values are checked and converted here, where they enter the package: a size becomes
 ``(height, width)``, a modality subset a :data:`~binseg_ros.modalities.Subset`, a form one of
-:data:`~binseg_ros.forms.FREQUENCY_FORMS`, so the code past the parser trusts what it gets.
+:data:`~binseg_ros.forms.GRAPH_FORMS`, so the code past the parser trusts what it gets.
 A type that fails raises ``argparse.ArgumentTypeError`` with the reason, which argparse
 prints as ``binseg <verb>: error: argument --flag: <reason>`` (exit 2).
 
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from binseg_ros.backends.factory import BACKEND_NAMES
 from binseg_ros.errors import BinsegError, ConfigError
-from binseg_ros.forms import FREQUENCY_FORMS, FrequencyForm
+from binseg_ros.forms import GRAPH_FORMS, GraphForm
 from binseg_ros.modalities import Subset, parse_subset
 
 if TYPE_CHECKING:
@@ -73,15 +73,15 @@ def subset_list(text: str) -> list[Subset]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def form_list(text: str) -> list[FrequencyForm]:
-    """``matmul,fft`` → ``["matmul", "fft"]``, each one of :data:`~binseg_ros.forms.FREQUENCY_FORMS`."""
+def form_list(text: str) -> list[GraphForm]:
+    """``matmul,fft`` → ``["matmul", "fft"]``, each one of :data:`~binseg_ros.forms.GRAPH_FORMS`."""
     forms = csv_list(text)
-    unknown = [form for form in forms if form not in FREQUENCY_FORMS]
+    unknown = [form for form in forms if form not in GRAPH_FORMS]
     if unknown:
         raise argparse.ArgumentTypeError(
-            f"unknown form {unknown[0]!r}; expected a comma list of {', '.join(FREQUENCY_FORMS)}"
+            f"unknown form {unknown[0]!r}; expected a comma list of {', '.join(GRAPH_FORMS)}"
         )
-    return [cast(FrequencyForm, form) for form in forms]
+    return [cast(GraphForm, form) for form in forms]
 
 
 # --- which flags were typed --------------------------------------------------------------------
@@ -202,7 +202,9 @@ def add_bag_args(parser: argparse.ArgumentParser) -> None:
         choices=BACKEND_NAMES,
         help="inference runtime, as the node's backend parameter",
     )
-    parser.add_argument("--form", default="matmul", choices=PORTABLE_FORMS, help="ONNX graph form: matmul | fft")
+    parser.add_argument(
+        "--form", default="matmul", choices=PORTABLE_FORMS, help="ONNX graph form: " + " | ".join(PORTABLE_FORMS)
+    )
     parser.add_argument(
         "--topics", type=key_values, default={}, help="image topics, e.g. rgb=/cam/color (default /<m>/image)"
     )

@@ -34,7 +34,7 @@ def register(verbs: Verbs) -> None:
     export.add_argument(
         "--forms",
         type=form_list,
-        help="frequency forms (default: all): matmul,fft (any ONNX runtime), kernel (TensorRT plugin nodes)",
+        help="graph forms (default: all): matmul,fft,matmul-fp16 (any ONNX runtime), kernel (TensorRT plugin nodes)",
     )
     export.add_argument("--subsets", type=subset_list, help="comma list like rgb+depth,thermal (default: all 7)")
     export.add_argument("--seed", type=int, default=0, help="seed for untrained weights")
@@ -68,7 +68,7 @@ def _weights(checkpoint: Path | None, seed: int) -> Iterator[Path]:
 def cmd_export(args: argparse.Namespace) -> int:
     """Export the engine folder; print its manifest path and one line per graph."""
     from binseg_ros.engines.export import export_engine_folder
-    from binseg_ros.forms import FREQUENCY_FORMS
+    from binseg_ros.forms import GRAPH_FORMS
     from binseg_ros.modalities import subset_name
 
     with _weights(args.checkpoint, args.seed) as checkpoint:
@@ -76,7 +76,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             checkpoint,
             args.out,
             args.size,
-            forms=args.forms or FREQUENCY_FORMS,
+            forms=args.forms or GRAPH_FORMS,
             subsets=args.subsets,
             progress=not args.quiet,
         )

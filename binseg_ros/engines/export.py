@@ -4,11 +4,14 @@ Each graph is exported with the dynamo exporter, constant-folded (the DFT matric
 spectral gains of the matmul form become initialisers, so runtimes see plain MatMuls), and
 checked with ``onnx.checker`` (``full_check=True``) before it is listed in the manifest.
 The ``kernel`` form carries the frequency branch as TensorRT plugin nodes
-(:mod:`binseg_ros.engines.kernel_export`); only ``binseg build`` consumes it.
+(:mod:`binseg_ros.engines.kernel_export`); only ``binseg build`` consumes it. The ``-fp16``
+forms come from a copy of the network in fp16 (:meth:`BinSegNet.to_half`): fp16 weights and
+activations, fp32 inputs, output and the layers that need it, as explicit casts in the graph.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import shutil
@@ -24,7 +27,7 @@ from tqdm import tqdm
 from binseg_ros.engines.kernel_export import TRANSLATION_TABLE
 from binseg_ros.engines.manifest import OUTPUT_NAME, FileRef, Manifest, SubsetEntry
 from binseg_ros.errors import InputError
-from binseg_ros.forms import FREQUENCY_FORMS, FrequencyForm
+from binseg_ros.forms import GRAPH_FORMS, GraphForm, frequency_form, is_half
 from binseg_ros.hashing import sha256_file
 from binseg_ros.modalities import CHANNELS, Subset, all_subsets, parse_subset, subset_name
 from binseg_ros.model.checkpoint import load_checkpoint
@@ -52,22 +55,28 @@ def check_size(size: Sequence[int]) -> tuple[int, int]:
     return int(size[0]), int(size[1])
 
 
-def onnx_filename(subset: Subset, form: FrequencyForm) -> str:
+def onnx_filename(subset: Subset, form: GraphForm) -> str:
     """``rgb_depth.matmul.onnx``: file names without ``+`` for tools that dislike it."""
     return f"{'_'.join(subset)}.{form}.onnx"
 
 
 def export_subset_onnx(
-    net: BinSegNet, subset: Subset | str, size: Sequence[int], form: FrequencyForm, path: str | Path
+    net: BinSegNet, subset: Subset | str, size: Sequence[int], form: GraphForm, path: str | Path
 ) -> Path:
-    """Export one subset in one frequency form to a self-contained, checked ONNX file."""
+    """Export one subset in one form to a self-contained, checked ONNX file.
+
+    ``net`` is in the form's precision: fp32, or fp16 (:meth:`BinSegNet.to_half`) for a
+    ``-fp16`` form; the graph's inputs and output are fp32 either way.
+    """
     subset = parse_subset(subset)
     height, width = check_size(size)
-    if form not in FREQUENCY_FORMS:
-        raise ValueError(f"unknown frequency form {form!r}; expected one of {FREQUENCY_FORMS}")
+    if form not in GRAPH_FORMS:
+        raise ValueError(f"unknown graph form {form!r}; expected one of {GRAPH_FORMS}")
+    if (net.compute_dtype() == torch.float16) != is_half(form):
+        raise ValueError(f"the {form!r} graph needs the network in {'fp16' if is_half(form) else 'fp32'}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    net.set_frequency_form(form)
+    net.set_frequency_form(frequency_form(form))
     graph = SubsetGraph(net, subset).eval()
     example = tuple(torch.zeros(1, CHANNELS[m], height, width) for m in subset)
     with torch.no_grad():
@@ -130,7 +139,7 @@ def export_engine_folder(
     checkpoint: str | Path,
     out_root: str | Path,
     size: Sequence[int],
-    forms: Iterable[FrequencyForm] = FREQUENCY_FORMS,
+    forms: Iterable[GraphForm] = GRAPH_FORMS,
     subsets: Iterable[Subset | str] | None = None,
     progress: bool = True,
 ) -> Manifest:
@@ -153,9 +162,11 @@ def export_engine_folder(
         if card.is_file():
             shutil.copyfile(card, root / CARD_NAME)
 
+    half = copy.deepcopy(net).to_half() if any(is_half(form) for form in forms) else None
     jobs = [(subset, form) for subset in chosen for form in forms]
     for subset, form in tqdm(jobs, desc="export", unit="graph", disable=not progress):
-        path = export_subset_onnx(net, subset, size, form, root / onnx_filename(subset, form))
+        source = half if is_half(form) and half is not None else net
+        path = export_subset_onnx(source, subset, size, form, root / onnx_filename(subset, form))
         LOG.info("exported %s (%s) to %s", subset_name(subset), form, path)
     tensors = share_tensors(root, [onnx_filename(subset, form) for subset, form in jobs])
     entries: dict[str, SubsetEntry] = {}

@@ -106,9 +106,12 @@ class FrequencySplit(nn.Module):
         self.log_sigma = nn.Parameter(torch.full((channels,), math.log(init_cutoff)))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``low, high`` in the dtype of ``x``; the filter itself runs at the cutoffs' precision
+        (fp32 in an fp16 network, see :meth:`~binseg_ros.model.network.BinSegNet.to_half`)."""
         sigma = self.log_sigma.exp()
         if self.form == "kernel":
             return frequency_split(x, sigma)
+        signal = x.to(sigma.dtype)
         gain = gaussian_lowpass(sigma, x.shape[-2], x.shape[-1])
-        low = SPECTRAL_FILTERS[self.form](x, gain)
-        return low, x - low
+        low = SPECTRAL_FILTERS[self.form](signal, gain)
+        return low.to(x.dtype), (signal - low).to(x.dtype)

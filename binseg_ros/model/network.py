@@ -69,10 +69,30 @@ class BinSegNet(nn.Module):
     def forward(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Logits ``[N, 1, H, W]`` for the modalities given, in sensor units (see normalization)."""
         subset = check_inputs(inputs)
-        pyramids = {m: self.encoders[m](self.normalizer(m, inputs[m])) for m in subset}
+        dtype = self.compute_dtype()  # the normaliser runs in fp32 whatever the weights are
+        pyramids = {m: self.encoders[m](self.normalizer(m, inputs[m]).to(dtype)) for m in subset}
         fused = [fuse({m: pyramids[m][level] for m in subset}) for level, fuse in enumerate(self.fusion)]
         height, width = inputs[subset[0]].shape[-2:]
         return self.decoder(fused, (height, width))
+
+    def compute_dtype(self) -> torch.dtype:
+        """The dtype of the encoders' weights: the precision features are computed in."""
+        return next(self.encoders.parameters()).dtype
+
+    def to_half(self) -> BinSegNet:
+        """fp16 weights and activations, except where fp16 loses the signal, in place.
+
+        Stays fp32: the input normaliser (thermal arrives in raw counts near 18 000, where fp16
+        steps by 16 counts, and its statistics are sums over the whole image) and each frequency
+        branch's cutoffs and spectral filter (a sum over the whole plane, and ``x - low`` cancels).
+        The logits become fp32 before the sigmoid in :class:`SubsetGraph`.
+        """
+        self.half()
+        self.normalizer.float()
+        for module in self.modules():
+            if isinstance(module, FrequencySplit):
+                module.float()
+        return self
 
     def set_frequency_form(self, form: FrequencyForm) -> None:
         """Switch every frequency branch between ``fft`` and ``matmul`` (same weights)."""
@@ -97,4 +117,4 @@ class SubsetGraph(nn.Module):
     def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
         if len(tensors) != len(self.subset):
             raise InputError(f"subset {'+'.join(self.subset)} takes {len(self.subset)} inputs, got {len(tensors)}")
-        return torch.sigmoid(self.net(dict(zip(self.subset, tensors, strict=True))))
+        return torch.sigmoid(self.net(dict(zip(self.subset, tensors, strict=True))).float())

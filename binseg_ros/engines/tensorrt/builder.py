@@ -40,8 +40,9 @@ def build_plan(
     """Build a serialized TensorRT engine (plan) from one ONNX graph for ``target``.
 
     ``target`` comes from :func:`~binseg_ros.engines.tensorrt.imports.check_target`, which
-    imported this process's TensorRT. ``precision``: ``fp16`` (default; TensorRT 10.x only,
-    see :func:`~binseg_ros.engines.tensorrt.rules.builder_settings`), ``fp32`` (TF32 off, so
+    imported this process's TensorRT. ``precision``: ``fp16`` (default; the FP16 flag on
+    TensorRT 10.x, the fp16-typed graph where strongly typed, see
+    :func:`~binseg_ros.engines.tensorrt.rules.builder_settings`), ``fp32`` (TF32 off, so
     it matches ONNX Runtime closely), or ``int8`` (graphs with Q/DQ nodes only). A graph the
     flavour cannot take (plugin nodes, DFT, int8 without Q/DQ) is refused before parsing
     (:func:`~binseg_ros.engines.tensorrt.rules.check_graph`). The timing cache at

@@ -57,16 +57,16 @@ def ensure_plan(
 ) -> PlanResult:
     """A subset's plan from the cache when it was built for ``target``, else built and stored.
 
-    The ``kernel`` graph (plugin nodes) is used when the folder has one and the plugin
-    library was loaded (``plugin_loaded``), else the plugin-free ``matmul`` graph; the choice
-    and its reason are logged. The slot is ``<onnx file stem>.<precision>``.
+    The graph is :func:`~binseg_ros.engines.tensorrt.rules.choose_form`'s (the ``kernel``
+    graph with the plugin loaded, the fp16-typed graph for fp16 on a strongly typed flavour,
+    else ``matmul``); the choice and its reason are logged. The slot is ``<onnx file stem>.<precision>``.
 
     Raises:
         BackendError: a graph the flavour cannot take at this precision (before parsing), or
             a failed build.
         ManifestError: no usable graph, or a graph or tensors file that changed.
     """
-    form, reason = choose_form(manifest, subset, target.flavour, plugin_loaded)
+    form, reason = choose_form(manifest, subset, target.flavour, precision, plugin_loaded)
     LOG.info("%s: %s graph (%s)", subset_name(subset), form, reason)
     onnx_path = manifest.onnx_path(subset, form)
     slot = slot_name(onnx_path.stem, precision)

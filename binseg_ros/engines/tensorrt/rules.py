@@ -10,9 +10,9 @@ JetPack 6, of 11.x, and of TensorRT for RTX 1.x; see :mod:`.targets` for the fla
   builder flags let TensorRT pick lower-precision kernels per layer.
 - **11.x** and **TensorRT-RTX** have no such flags and no weak typing: every network is
   *strongly typed*, and a layer runs in the type the ONNX graph gives its tensors. An fp16
-  engine then needs an fp16-typed ONNX graph (e.g. converted with NVIDIA ModelOpt AutoCast),
-  which this release does not export, so there only ``fp32`` (and on 11.x ``int8`` from Q/DQ
-  graphs) is built.
+  engine there is built from the fp16-typed ``matmul-fp16`` graph (see
+  :mod:`binseg_ros.forms`), ``fp32`` from the ``matmul`` graph, and on 11.x ``int8`` from
+  Q/DQ graphs.
 - **int8** needs explicit quantization (QuantizeLinear/DequantizeLinear nodes in the graph):
   TensorRT 10 deprecates implicit calibration and TensorRT 11 removes it, so this project has
   no calibrator; TensorRT-RTX quantizes weights only. The exported graphs carry no Q/DQ nodes,
@@ -48,6 +48,7 @@ calibration and TensorRT 11 removes it."""
 
 KERNEL_FORM = "kernel"  # frequency branch as plugin nodes running the project's CUDA kernels
 PORTABLE_FORM = "matmul"  # frequency branch as DFT matmuls: no plugin, builds on every TensorRT
+HALF_FORM = "matmul-fp16"  # the matmul graph typed fp16: strongly typed TensorRT's fp16 engines
 QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
 STANDARD_DOMAINS = frozenset({"", "ai.onnx"})  # any other domain is a plugin node to TensorRT's parser
 
@@ -128,13 +129,11 @@ def builder_settings(flavour: Flavour, precision: Precision) -> tuple[bool, tupl
 
     TensorRT 10 (weakly typed): fp16 -> ``FP16``, int8 -> ``INT8`` (its Q/DQ scales decide
     what is quantized), fp32 -> none. TensorRT ≥ 11 and TensorRT-RTX (strongly typed, no such
-    flags): the graph's own types decide, so fp32 needs no flags, int8 (Q/DQ) only on 11.x,
-    and fp16 is refused because it would need an fp16-typed ONNX graph, which this release
-    does not export.
+    flags): the graph's own types decide (:func:`choose_form` picks the fp16-typed graph for
+    fp16), so no flags; int8 (Q/DQ) only on 11.x.
 
     Raises:
-        BackendError: a release older than the flavour's minimum, fp16 where strongly typed,
-            or int8 on TensorRT-RTX.
+        BackendError: a release older than the flavour's minimum, or int8 on TensorRT-RTX.
     """
     major = flavour.release[0]
     if major < MIN_MAJOR[flavour.name]:
@@ -148,26 +147,27 @@ def builder_settings(flavour: Flavour, precision: Precision) -> tuple[bool, tupl
             "flag, no activation calibration) and `binseg export` writes no such graphs; use precision fp32"
         )
     if flavour.strongly_typed:
-        if precision == "fp16":
-            raise BackendError(
-                f"precision fp16 is not available on {flavour}: it builds strongly typed networks only (no FP16 "
-                "builder flag), so fp16 needs an fp16-typed ONNX graph, which this release does not export; "
-                "use precision fp32"
-            )
         return True, ()
     return False, {"fp16": ("FP16",), "int8": ("INT8",), "fp32": ()}[precision]
 
 
-def choose_form(manifest: Manifest, subset: Subset, flavour: Flavour, plugin_loaded: bool) -> tuple[str, str]:
-    """``(form, reason)``: the plugin (``kernel``) graph where it can be built, else ``matmul``.
+def choose_form(
+    manifest: Manifest, subset: Subset, flavour: Flavour, precision: Precision, plugin_loaded: bool
+) -> tuple[str, str]:
+    """``(form, reason)``: the graph a flavour builds at a precision.
 
-    ``plugin_loaded`` is never true on a flavour without plugin layers (the plugin setting
-    resolves to none there), so TensorRT-RTX always gets the ``matmul`` graph.
+    Strongly typed flavours take fp16 from the fp16-typed ``matmul-fp16`` graph (the plugin
+    graphs are fp32-typed). Otherwise the plugin (``kernel``) graph where it can be built,
+    else ``matmul``. ``plugin_loaded`` is never true on a flavour without plugin layers (the
+    plugin setting resolves to none there), so TensorRT-RTX never gets the ``kernel`` graph.
 
     Raises:
-        ManifestError: the subset is missing, or it has only a kernel graph and no plugin is loaded.
+        ManifestError: the subset is missing, or it lacks the graph the choice needs.
     """
     entry = manifest.entry(subset)
+    if flavour.strongly_typed and precision == "fp16":
+        _require_form(manifest, subset, HALF_FORM, f"{flavour} is strongly typed and builds fp16 from it")
+        return HALF_FORM, f"{flavour} is strongly typed: the fp16-typed graph"
     if KERNEL_FORM in entry.onnx and plugin_loaded:
         return KERNEL_FORM, "plugin library loaded: the frequency branch runs the project's CUDA kernels"
     if not flavour.takes_plugins:
@@ -176,9 +176,14 @@ def choose_form(manifest: Manifest, subset: Subset, flavour: Flavour, plugin_loa
         why = "no plugin library was given"
     else:
         why = "the engine folder has no kernel (plugin) graph"
-    if PORTABLE_FORM not in entry.onnx:
-        raise ManifestError(
-            f"{manifest.path}: subset {subset_name(entry.subset)!r} has no {PORTABLE_FORM!r} graph and {why}; "
-            f"it has {', '.join(entry.onnx)}"
-        )
+    _require_form(manifest, subset, PORTABLE_FORM, why)
     return PORTABLE_FORM, f"{why}, so the plugin-free DFT-as-matmul graph"
+
+
+def _require_form(manifest: Manifest, subset: Subset, form: str, why: str) -> None:
+    entry = manifest.entry(subset)
+    if form not in entry.onnx:
+        raise ManifestError(
+            f"{manifest.path}: subset {subset_name(entry.subset)!r} has no {form!r} graph and {why}; "
+            f"it has {', '.join(entry.onnx)} (binseg export writes every form)"
+        )

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
 
 def register(verbs: Verbs) -> None:
-    """Add ``bench`` and its benches (model, node, frequency, gpu-network, gpu-pipeline, registration, transport)."""
+    """Add ``bench`` and its benches (model, precision, node, frequency, gpu-network, gpu-pipeline, registration,
+    transport)."""
     bench = verbs.add_parser("bench", help="benchmarks (latency ratios against a baseline in the same run)")
     benches = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
     model = benches.add_parser("model", help="ONNX Runtime CPU latency per subset vs torch eager")
@@ -28,6 +29,11 @@ def register(verbs: Verbs) -> None:
     model.add_argument("--runs", type=int, default=20, help="timed runs per subset (median reported)")
     model.add_argument("--warmup", type=int, default=3)
     model.set_defaults(func=cmd_bench_model)
+    precision = benches.add_parser("precision", help="ONNX Runtime CPU latency of the fp16 and int8 graphs vs fp32")
+    precision.add_argument("--engine-dir", type=Path, help="engine folder (default: the installed model)")
+    precision.add_argument("--runs", type=int, default=20, help="timed runs per subset and form (median reported)")
+    precision.add_argument("--warmup", type=int, default=3)
+    precision.set_defaults(func=cmd_bench_precision)
     node = benches.add_parser("node", help="segment_node overhead and latency vs a naive baseline node")
     node.add_argument("--engine-dir", type=Path, help="engine folder (default: the installed model)")
     node.add_argument("--runs", type=int, default=200, help="timed runs per stage (median reported)")
@@ -68,6 +74,14 @@ def cmd_bench_model(args: argparse.Namespace) -> int:
     from binseg_ros.bench.model import run_model_bench
 
     return run_model_bench(args.engines, args.sizes, args.runs, args.warmup, args.checkpoint)
+
+
+def cmd_bench_precision(args: argparse.Namespace) -> int:
+    """ONNX Runtime CPU latency of an engine folder's fp16 and int8 graphs against its fp32 graphs."""
+    from binseg_ros.bench.precision import run_precision_bench
+    from binseg_ros.engines.locate import open_engine_folder
+
+    return run_precision_bench(open_engine_folder(args.engine_dir), args.runs, args.warmup)
 
 
 def cmd_bench_node(args: argparse.Namespace) -> int:

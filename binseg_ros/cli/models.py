@@ -24,7 +24,7 @@ LOG = logging.getLogger("binseg")
 
 
 def register(verbs: Verbs) -> None:
-    """Add ``export`` and ``profile``."""
+    """Add ``export``, ``quantize`` and ``profile``."""
     export = verbs.add_parser("export", help="export one ONNX graph per modality subset + manifest.yaml")
     export.add_argument("--checkpoint", type=Path, help="weights file (default: fresh untrained weights)")
     export.add_argument("--out", type=Path, default=Path("engines"), help="engines root; writes OUT/<model>/")
@@ -40,6 +40,14 @@ def register(verbs: Verbs) -> None:
     export.add_argument("--seed", type=int, default=0, help="seed for untrained weights")
     export.add_argument("--quiet", action="store_true", help="no progress bar")
     export.set_defaults(func=cmd_export)
+
+    quantize = verbs.add_parser("quantize", help="add int8 Q/DQ graphs (form matmul-int8) to an engine folder")
+    quantize.add_argument("--engine-dir", type=Path, help="engine folder (default: the shipped model)")
+    quantize.add_argument("--data", type=Path, required=True, help="dataset folder the calibration frames come from")
+    quantize.add_argument("--split", type=Path, help="split file whose training ids calibrate (default: the dataset's)")
+    quantize.add_argument("--frames", type=int, default=48, help="calibration frames, spread over the training ids")
+    quantize.add_argument("--quiet", action="store_true", help="no progress bar")
+    quantize.set_defaults(func=cmd_quantize)
 
     profile = verbs.add_parser("profile", help="parameters and GFLOPs per modality subset")
     profile.add_argument("--checkpoint", type=Path, help="weights file (default: the default architecture)")
@@ -84,6 +92,21 @@ def cmd_export(args: argparse.Namespace) -> int:
     for entry in manifest.subsets.values():
         for form, ref in entry.onnx.items():
             print(f"  {subset_name(entry.subset):<20} {form:<7} {ref.file}")
+    return 0
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    """Quantize every subset's matmul graph from training frames; print the forms now listed."""
+    from binseg_ros.engines.locate import open_engine_folder
+    from binseg_ros.engines.quantize import calibration_frames, quantize_engine_folder
+    from binseg_ros.training.split import SPLITS, load_split
+
+    manifest = open_engine_folder(args.engine_dir)
+    split = load_split(args.split or SPLITS / f"{args.data.name}.yaml")
+    frames = calibration_frames(args.data, split.train_ids(), manifest.input_size, args.frames)
+    manifest = quantize_engine_folder(manifest, frames, progress=not args.quiet)
+    forms = next(iter(manifest.subsets.values())).onnx
+    print(f"{manifest.root}: {len(manifest.subsets)} subsets, forms {', '.join(forms)}")
     return 0
 
 

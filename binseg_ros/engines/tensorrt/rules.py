@@ -14,9 +14,10 @@ JetPack 6, of 11.x, and of TensorRT for RTX 1.x; see :mod:`.targets` for the fla
   :mod:`binseg_ros.forms`), ``fp32`` from the ``matmul`` graph, and on 11.x ``int8`` from
   Q/DQ graphs.
 - **int8** needs explicit quantization (QuantizeLinear/DequantizeLinear nodes in the graph):
-  TensorRT 10 deprecates implicit calibration and TensorRT 11 removes it, so this project has
-  no calibrator; TensorRT-RTX quantizes weights only. The exported graphs carry no Q/DQ nodes,
-  so int8 is refused before the parser is touched (:func:`check_graph`).
+  TensorRT 10 deprecates implicit calibration and TensorRT 11 removes it, so int8 is built
+  from the ``matmul-int8`` graphs that ``binseg quantize`` writes; a graph without Q/DQ nodes
+  is refused at int8 before the parser is touched (:func:`check_graph`). TensorRT-RTX
+  quantizes weights only and is refused int8.
 - **graphs**: the ``fft`` form's ONNX ``DFT`` parses on TensorRT ≥ 11.2 only, and the
   ``kernel`` form's plugin nodes need a flavour with plugin layers (not TensorRT-RTX). Both
   are refused before parsing: the parser looks an unknown operator up in the plugin
@@ -49,6 +50,7 @@ calibration and TensorRT 11 removes it."""
 KERNEL_FORM = "kernel"  # frequency branch as plugin nodes running the project's CUDA kernels
 PORTABLE_FORM = "matmul"  # frequency branch as DFT matmuls: no plugin, builds on every TensorRT
 HALF_FORM = "matmul-fp16"  # the matmul graph typed fp16: strongly typed TensorRT's fp16 engines
+INT8_FORM = "matmul-int8"  # the matmul graph with explicit Q/DQ nodes (binseg quantize)
 QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
 STANDARD_DOMAINS = frozenset({"", "ai.onnx"})  # any other domain is a plugin node to TensorRT's parser
 
@@ -119,8 +121,7 @@ def check_graph(onnx_path: str | Path, flavour: Flavour, precision: Precision) -
         raise BackendError(
             f"{onnx_path}: int8 needs an explicitly quantized graph (QuantizeLinear/DequantizeLinear "
             "nodes) and this one has none. TensorRT 10 deprecates implicit INT8 calibration and "
-            "TensorRT 11 removes it, so there is no calibrator here, and `binseg export` writes no "
-            "Q/DQ graphs; use precision fp16 or fp32"
+            "TensorRT 11 removes it; `binseg quantize` writes the Q/DQ graphs (form matmul-int8)"
         )
 
 
@@ -144,7 +145,7 @@ def builder_settings(flavour: Flavour, precision: Precision) -> tuple[bool, tupl
     if flavour.rtx and precision == "int8":
         raise BackendError(
             f"precision int8 is not available on {flavour}: its INT8 quantizes weights only (no INT8 builder "
-            "flag, no activation calibration) and `binseg export` writes no such graphs; use precision fp32"
+            "flag, no activation calibration), and the matmul-int8 graphs quantize activations too; use fp16 or fp32"
         )
     if flavour.strongly_typed:
         return True, ()
@@ -156,15 +157,19 @@ def choose_form(
 ) -> tuple[str, str]:
     """``(form, reason)``: the graph a flavour builds at a precision.
 
-    Strongly typed flavours take fp16 from the fp16-typed ``matmul-fp16`` graph (the plugin
-    graphs are fp32-typed). Otherwise the plugin (``kernel``) graph where it can be built,
-    else ``matmul``. ``plugin_loaded`` is never true on a flavour without plugin layers (the
-    plugin setting resolves to none there), so TensorRT-RTX never gets the ``kernel`` graph.
+    int8 comes from the Q/DQ ``matmul-int8`` graph. Strongly typed flavours take fp16 from the
+    fp16-typed ``matmul-fp16`` graph (the plugin graphs are fp32-typed). Otherwise the plugin
+    (``kernel``) graph where it can be built, else ``matmul``. ``plugin_loaded`` is never true
+    on a flavour without plugin layers (the plugin setting resolves to none there), so
+    TensorRT-RTX never gets the ``kernel`` graph.
 
     Raises:
         ManifestError: the subset is missing, or it lacks the graph the choice needs.
     """
     entry = manifest.entry(subset)
+    if precision == "int8":
+        _require_form(manifest, subset, INT8_FORM, "int8 needs its Q/DQ nodes")
+        return INT8_FORM, "int8: the explicitly quantized (Q/DQ) graph"
     if flavour.strongly_typed and precision == "fp16":
         _require_form(manifest, subset, HALF_FORM, f"{flavour} is strongly typed and builds fp16 from it")
         return HALF_FORM, f"{flavour} is strongly typed: the fp16-typed graph"

@@ -4,6 +4,8 @@ Starts segment_node with config/segment.yaml; launch arguments override the engi
 backend, sim time, the three input topics and their transports (a ``*_transport`` of
 ``compressed`` / ``compressedDepth`` subscribes to ``<topic>/compressed`` / ``<topic>/compressedDepth``,
 as image_transport names them, e.g. ``rgb_topic:=/camera/color/image_raw rgb_transport:=compressed``).
+``lifecycle:=true`` makes it a managed node (lifecycle_msgs services); with ``autostart:=false`` it
+then waits, unconfigured, for a lifecycle manager to configure and activate it.
 """
 
 from pathlib import Path
@@ -32,6 +34,10 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("depth_transport", default_value="raw", description="raw | compressed | compressedDepth"),
         DeclareLaunchArgument("thermal_transport", default_value="raw",
                               description="raw | compressed | compressedDepth"),
+        DeclareLaunchArgument("lifecycle", default_value="false",
+                              description="managed node: offer the lifecycle_msgs services (configure, activate, ...)"),
+        DeclareLaunchArgument("autostart", default_value="true",
+                              description="with lifecycle: configure and activate at start, without a manager"),
     ]
     node = Node(
         package="binseg_ros",
@@ -48,6 +54,8 @@ def generate_launch_description() -> LaunchDescription:
                 "rgb.transport": LaunchConfiguration("rgb_transport"),
                 "depth.transport": LaunchConfiguration("depth_transport"),
                 "thermal.transport": LaunchConfiguration("thermal_transport"),
+                "lifecycle": ParameterValue(LaunchConfiguration("lifecycle"), value_type=bool),
+                "autostart": ParameterValue(LaunchConfiguration("autostart"), value_type=bool),
             },
         ],
         remappings=[

@@ -10,17 +10,41 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
+import pytest
 from sensor_msgs.msg import Image
 
+from binseg_ros.errors import NodeError
 from binseg_ros.ros.player import FramePlayer
-from binseg_ros.ros.process import local_ros_environment
+from binseg_ros.ros.process import NodeProcess, local_ros_environment
 
 
 def ros_environment() -> dict[str, str]:
     """A unique domain per test run, discovery on this host only, shared-memory transport."""
     return local_ros_environment(domain_id=100 + os.getpid() % 100)
+
+
+def start_node(engine_root: Path, harness: Harness, **params: object) -> NodeProcess:
+    """A ``segment_node`` process with ``params``, once ``harness`` sees it; a failed start fails the test."""
+    process = NodeProcess(engine_root, ros_environment(), **params)
+    try:
+        harness.wait_for_target()
+    except NodeError:
+        process.stop()
+        pytest.fail(f"segment_node did not start:\n{process.output}")
+    return process
+
+
+@contextmanager
+def running_node(engine_root: Path, harness: Harness, **params: object) -> Iterator[NodeProcess]:
+    """:func:`start_node` for a ``with`` block, then a stop that must be clean (exit 0, no traceback)."""
+    process = start_node(engine_root, harness, **params)
+    yield process
+    rc = process.stop()
+    assert rc == 0 and "Traceback" not in process.output, process.output
 
 
 class Harness(FramePlayer):

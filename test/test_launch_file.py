@@ -171,9 +171,7 @@ def node() -> Iterator[NodeFacts]:
             segment_node = SegmentNode(
                 context=context, parameter_overrides=[Parameter(n, value=v) for n, v in overrides.items()]
             )
-            start = getattr(segment_node, "start", None)  # a plain node is up once constructed
-            if start is not None:
-                start()
+            segment_node.start()
             names = segment_node.list_parameters([], 0).names
             parameters = {name: type(segment_node.get_parameter(name).value) for name in names}
             endpoints = [*segment_node.publishers, *segment_node.subscriptions]

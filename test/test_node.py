@@ -8,15 +8,13 @@ import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
 from conftest import frame_inputs
-from rosgraph import ros_environment
+from rosgraph import running_node
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from binseg_ros.datasets import camera_frames
 from binseg_ros.degrade import Degradation, apply
-from binseg_ros.errors import NodeError
 from binseg_ros.ros.conversions import to_image
-from binseg_ros.ros.process import NodeProcess
 
 SLOP = 0.05
 TIMEOUT = 0.5
@@ -31,22 +29,9 @@ def frames(real_frames):
 
 @pytest.fixture(scope="module")
 def node(fast_engine, ros_harness):
-    process = NodeProcess(
-        fast_engine.root,
-        ros_environment(),
-        slop=SLOP,
-        modality_timeout=TIMEOUT,
-        readmit_frames=3,
-        diagnostics_period=0.2,
-    )
-    try:
-        ros_harness.wait_for_target()
-    except NodeError:
-        process.stop()
-        pytest.fail(f"segment_node did not start:\n{process.output}")
-    yield process
-    rc = process.stop()
-    assert rc == 0, process.output
+    params = {"slop": SLOP, "modality_timeout": TIMEOUT, "readmit_frames": 3, "diagnostics_period": 0.2}
+    with running_node(fast_engine.root, ros_harness, **params) as process:
+        yield process
 
 
 def counters(harness):

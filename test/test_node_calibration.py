@@ -8,14 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import frame_inputs
-from rosgraph import ros_environment
+from rosgraph import start_node
 from sensor_msgs.msg import CameraInfo
 
 from binseg_ros.bags.rig_render import render_into_rig
 from binseg_ros.calibration.files import load_rig
 from binseg_ros.calibration.model import CameraInfo as Intrinsics
 from binseg_ros.datasets import camera_frames
-from binseg_ros.errors import NodeError
 from binseg_ros.ros.process import NodeProcess
 
 RIG = Path(__file__).resolve().parents[1] / "calibration" / "example" / "rig.yaml"
@@ -31,13 +30,7 @@ def rig_frames(real_frames):
 
 
 def _start(engine, harness, **params) -> NodeProcess:
-    process = NodeProcess(engine.root, ros_environment(), calibration_file=RIG, diagnostics_period=0.2, **params)
-    try:
-        harness.wait_for_target()
-    except NodeError:
-        process.stop()
-        pytest.fail(f"segment_node did not start:\n{process.output}")
-    return process
+    return start_node(engine.root, harness, calibration_file=RIG, diagnostics_period=0.2, **params)
 
 
 def _message(info: Intrinsics, width: int | None = None, height: int | None = None) -> CameraInfo:

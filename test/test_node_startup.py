@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 import rclpy
+import torch
 import yaml
 from builtin_interfaces.msg import Time
 from conftest import frame_inputs
 from rclpy.context import Context
 from rclpy.parameter import Parameter
+from rclpy.qos import ReliabilityPolicy
 from rosgraph import ros_environment
 from rosgraph_msgs.msg import Clock
 
 from binseg_ros.datasets import camera_frames
+from binseg_ros.engines.locate import DEFAULT_MODEL
+from binseg_ros.hashing import sha256_file
 from binseg_ros.ros.node import SegmentNode
 from binseg_ros.ros.params import PARAMS
 from binseg_ros.ros.process import NodeProcess
+
+SHIPPED = Path(__file__).resolve().parents[1] / "engines" / DEFAULT_MODEL
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +125,142 @@ def test_missing_engine_folder_is_a_clear_startup_error(tmp_path):
     node = NodeProcess(tmp_path / "nowhere", ros_environment())
     assert node.wait() == 1
     assert "no manifest.yaml in" in node.output and "binseg export" in node.output
+
+
+def _run_entry_point(*ros_args: str) -> tuple[int, str]:
+    """``python -m binseg_ros.ros.node --ros-args ...`` to its end: exit code and everything it printed."""
+    done = subprocess.run(
+        [sys.executable, "-m", "binseg_ros.ros.node", "--ros-args", *ros_args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **ros_environment()},
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
+def _engine_copy(tmp_path: Path) -> Path:
+    return Path(shutil.copytree(SHIPPED, tmp_path / "engine"))
+
+
+def _edit_manifest(folder: Path, edit) -> None:
+    path = folder / "manifest.yaml"
+    data = yaml.safe_load(path.read_text())
+    edit(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def _binary_manifest(tmp_path: Path) -> tuple[list[str], str]:
+    folder = _engine_copy(tmp_path)
+    with (folder / "manifest.yaml").open("ab") as file:
+        file.write(b"\x00\xff\xfe\x80 binary")
+    return ["-p", f"engine_dir:={folder}"], "manifest.yaml: not a text file (byte"
+
+
+def _other_input_size(tmp_path: Path) -> tuple[list[str], str]:
+    folder = _engine_copy(tmp_path)
+    _edit_manifest(folder, lambda data: data.update(input_size=[200, 320]))
+    return ["-p", f"engine_dir:={folder}"], "the manifest's subset 'rgb+depth+thermal' at input_size 200x320 needs"
+
+
+def _swapped_graph(tmp_path: Path) -> tuple[list[str], str]:
+    """rgb.matmul.onnx replaced by the rgb+depth graph, its sha256 updated to match."""
+    folder = _engine_copy(tmp_path)
+    shutil.copyfile(folder / "rgb_depth.matmul.onnx", folder / "rgb.matmul.onnx")
+    digest = sha256_file(folder / "rgb.matmul.onnx")
+    _edit_manifest(folder, lambda data: data["subsets"]["rgb"]["onnx"]["matmul"].update(sha256=digest))
+    return ["-p", f"engine_dir:={folder}"], "rgb.matmul.onnx takes rgb 1x3x240x320, depth 1x1x240x320; the manifest's"
+
+
+def _missing_params_file(tmp_path: Path) -> tuple[list[str], str]:
+    path = tmp_path / "absent.yaml"
+    return ["--params-file", str(path)], f"Couldn't parse params file: '--params-file {path}'. Error: Error opening"
+
+
+def _invalid_params_file(tmp_path: Path) -> tuple[list[str], str]:
+    path = tmp_path / "broken.yaml"
+    path.write_text("/**:\n  ros__parameters:\n    threshold: [0.5\n")
+    return ["--params-file", str(path)], f"Couldn't parse params file: '--params-file {path}'"
+
+
+def _torch_device(device: str, message: str):
+    def case(tmp_path: Path) -> tuple[list[str], str]:
+        return ["-p", f"engine_dir:={SHIPPED}", "-p", "backend:=torch", "-p", f"device:={device}"], message
+
+    return case
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(
+            _torch_device("cuda", "device 'cuda': no CUDA device usable here"),
+            id="torch-cuda-without-cuda",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is usable here"),
+        ),
+        pytest.param(_torch_device("banana", "device 'banana' is not a device name"), id="torch-device-banana"),
+        pytest.param(_missing_params_file, id="missing-params-file"),
+        pytest.param(_invalid_params_file, id="invalid-params-file"),
+        pytest.param(_binary_manifest, id="binary-manifest"),
+        pytest.param(_other_input_size, id="manifest-input-size-the-graphs-lack"),
+        pytest.param(_swapped_graph, id="graph-of-another-subset"),
+    ],
+)
+def test_a_startup_error_is_one_fatal_line_and_exit_code_1(tmp_path, case):
+    ros_args, message = case(tmp_path)
+    code, output = _run_entry_point(*ros_args)
+    lines = output.strip().splitlines()
+    assert code == 1, output
+    assert len(lines) == 1 and "[FATAL]" in lines[0] and "cannot start: " in lines[0], output
+    assert message in lines[0], output
+
+
+def test_qos_overrides_set_each_topic_and_win_over_the_qos_parameters(ros_harness):
+    """``qos.reliability`` (best effort) sets every input; ``qos_overrides.<topic>`` one topic, by its
+    resolved name, and wins. In a namespace of its own, so no other segment_node on the graph counts."""
+    ns = f"/qos{os.getpid()}"
+    overrides = {
+        f"qos_overrides.{ns}/rgb/image.subscription.reliability": "reliable",
+        f"qos_overrides.{ns}/segment_node/mask.publisher.reliability": "best_effort",
+    }
+    node = NodeProcess(SHIPPED, ros_environment(), remaps={"__ns": ns}, **overrides)
+    subscriptions, publishers = ros_harness.get_subscriptions_info_by_topic, ros_harness.get_publishers_info_by_topic
+    try:
+        qos = _wait_for_endpoints(
+            ros_harness,
+            ns,
+            {
+                f"{ns}/rgb/image": subscriptions,
+                f"{ns}/depth/image": subscriptions,
+                f"{ns}/segment_node/mask": publishers,
+                f"{ns}/segment_node/probability": publishers,
+            },
+        )
+        assert qos[f"{ns}/rgb/image"].reliability == ReliabilityPolicy.RELIABLE  # the override
+        assert qos[f"{ns}/depth/image"].reliability == ReliabilityPolicy.BEST_EFFORT  # qos.reliability
+        assert qos[f"{ns}/segment_node/mask"].reliability == ReliabilityPolicy.BEST_EFFORT  # the override
+        assert qos[f"{ns}/segment_node/probability"].reliability == ReliabilityPolicy.RELIABLE  # the node's default
+    finally:
+        assert node.stop() == 0, node.output
+
+
+def _wait_for_endpoints(harness, namespace: str, lookups: dict, timeout: float = 30.0) -> dict:
+    """``{topic: QoS}`` of segment_node's endpoint on each topic, once the graph shows them all.
+
+    Read from the graph, not from matching: a reliable subscription never matches the harness's
+    best-effort camera publishers."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = {
+            topic: endpoint.qos_profile
+            for topic, lookup in lookups.items()
+            for endpoint in lookup(topic)
+            if (endpoint.node_name, endpoint.node_namespace) == ("segment_node", namespace)
+        }
+        if len(found) == len(lookups):
+            return found
+        assert time.monotonic() < deadline, f"segment_node endpoints after {timeout} s: {sorted(found)}"
+        harness.spin_for(0.1)
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from binseg_ros.core.frame import registered_set
-from binseg_ros.core.quality import QualityConfig, QualityGate, Reason
+from binseg_ros.core.quality import QualityConfig, QualityGate, Reason, measure, measuring_view
 from binseg_ros.datasets import load_frame
 from binseg_ros.degrade import Degradation, all_degradations, apply
 from binseg_ros.errors import ConfigError
@@ -133,3 +133,18 @@ def test_nothing_is_kept_when_every_frame_or_a_required_one_fails(held_out):
 def test_limits_that_cannot_work_are_refused(limits, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         QualityConfig(**limits)
+
+
+def test_new_limits_given_to_a_running_gate_judge_the_next_set(held_out):
+    """A live change: the same clean set passes, then fails under a dark limit tightened below
+    its own dark fraction, and passes once more under the old limits (after the readmission)."""
+    gate = QualityGate(QualityConfig(readmit_frames=1))
+    frame = held_out[0]
+    assert gate(registered_set(frame)).left_out == {}
+    dark = measure("rgb", measuring_view("rgb", frame["rgb"]))["dark_fraction"]
+    assert dark > 0, "the held-out frame has no near-black pixel to tighten the limit below"
+    strict = QualityConfig(max_dark_fraction=dark / 2, readmit_frames=1, frozen_frames=10)
+    gate.config = strict
+    assert gate(registered_set(held_out[1] | {"rgb": frame["rgb"]})).left_out == {"rgb": Reason.UNDEREXPOSED}
+    gate.config = QualityConfig(readmit_frames=1, frozen_frames=10)
+    assert gate(registered_set(held_out[2] | {"rgb": frame["rgb"]})).left_out == {}

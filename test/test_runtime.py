@@ -1,20 +1,25 @@
-"""The ROS-free runtime: every set is published or counted, errors do not stop it, and the
-quality gate leaves a degraded sensor out of the sets it is in."""
+"""The ROS-free runtime: every set is published or counted, errors do not stop it, the
+quality gate leaves a degraded sensor out of the sets it is in, a bad stamp or an odd-sized
+frame costs only itself, and settings change while it runs."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from builtin_interfaces.msg import Time
 from conftest import frame_inputs
+from std_msgs.msg import Header
 
 from binseg_ros.backends.torch import TorchBackend
 from binseg_ros.core.drops import DropReason
-from binseg_ros.core.frame import Arrival, Frame
+from binseg_ros.core.frame import NS_PER_S, Arrival, Frame
 from binseg_ros.core.runtime import SegmentationRuntime
 from binseg_ros.core.segmenter import Segmenter
-from binseg_ros.core.sync import SyncConfig
-from binseg_ros.datasets import load_frame
+from binseg_ros.core.sync import Health, SyncConfig
+from binseg_ros.datasets import CAMERA_ENCODING, camera_frames, load_frame
 from binseg_ros.degrade import Degradation, apply
+from binseg_ros.errors import ConfigError
+from binseg_ros.modalities import MODALITIES
 from binseg_ros.ros.conversions import header, to_image
 from binseg_ros.training.split import SPLITS, load_split
 
@@ -101,3 +106,76 @@ def test_without_the_gate_a_black_rgb_is_fed_to_the_engine(calibrated_net, held_
     _offer_set(runtime, {**held_out[0], "rgb": np.zeros_like(held_out[0]["rgb"])}, 0)
     assert [result.subset for result in published] == [("rgb", "depth", "thermal")]
     assert runtime.status(0).degraded_frames == {}
+
+
+CLOCK_S = 1_000  # the node clock's seconds when the test's frames arrive
+BAD_STAMPS = {  # (sec, nanosec) of a thermal image arriving at CLOCK_S + 0.25 s
+    "negative": (-5, 0),
+    "nanoseconds_of_a_second_or_more": (CLOCK_S, 1_500_000_000),
+    "zero": (0, 0),
+    "far_ahead": (CLOCK_S + 1_000, 0),
+}
+
+
+def _message(camera, modality, sec, nanosec=0):
+    """``modality``'s image as its driver publishes it, stamped ``sec`` s + ``nanosec`` ns."""
+    return to_image(camera[modality], CAMERA_ENCODING[modality], Header(stamp=Time(sec=sec, nanosec=nanosec)))
+
+
+@pytest.mark.parametrize("kind", BAD_STAMPS)
+def test_a_bad_stamp_is_counted_for_its_sensor_and_its_next_frames_are_used(calibrated_net, held_out, kind):
+    camera = camera_frames(held_out[0])
+    published = []
+    runtime = _runtime(calibrated_net, published)
+
+    def good_set(index):  # 10 Hz, each image stamped as it arrives
+        t = CLOCK_S * NS_PER_S + index * 100_000_000
+        for modality in MODALITIES:
+            assert runtime.ingest(modality, _message(camera, modality, *divmod(t, NS_PER_S)), Arrival(t)) is None
+
+    for index in range(3):
+        good_set(index)
+    bad = _message(camera, "thermal", *BAD_STAMPS[kind])
+    error = runtime.ingest("thermal", bad, Arrival(CLOCK_S * NS_PER_S + 250_000_000))
+    assert error is not None and error.reason is DropReason.BAD_STAMP
+    for index in range(3, 8):
+        good_set(index)
+    assert [result.subset for result in published] == [MODALITIES] * 8
+    status = runtime.status(CLOCK_S * NS_PER_S + 750_000_000)
+    assert status.drops == {"bad_stamp": 1}
+    assert status.bad_stamps == {"rgb": 0, "depth": 0, "thermal": 1} and status.recent_bad_stamps["thermal"] == 1
+    assert status.health["thermal"] is Health.OK and status.clock_jumps == {}
+
+
+def test_an_odd_sized_rgb_frame_is_a_resolution_mismatch_not_a_lost_set(calibrated_net, held_out):
+    """With depth required, an RGB frame at half size used to anchor a set, push out its depth and
+    thermal as mismatched and lose the set as no_match; now it alone is dropped, under its reason."""
+    published = []
+    segmenter = Segmenter(TorchBackend(calibrated_net, (64, 96)), (64, 96))
+    sync = SyncConfig(slop=0.01, required=("depth",))
+    runtime = SegmentationRuntime(segmenter, sync, published.append, threaded=False)
+    half = {**held_out[0], "rgb": np.ascontiguousarray(held_out[0]["rgb"][::2, ::2])}
+    for index in range(5):
+        _offer_set(runtime, half if index == 2 else held_out[0], index * 10**8)
+    status = runtime.status(4 * 10**8)
+    assert status.drops == {"resolution_mismatch": 1, "unmatched": 2}  # and its tick's depth and thermal
+    assert status.mismatched == {"rgb": ((480, 640), (240, 320))}
+    assert [result.subset for result in published] == [MODALITIES] * 4
+    assert all(result.mask.shape == (480, 640) for result in published)
+
+
+def test_reconfigure_applies_to_the_next_set_and_a_refusal_changes_nothing(calibrated_net, held_out):
+    published = []
+    runtime = _runtime(calibrated_net, published)
+    _offer_set(runtime, held_out[0], 0)
+    low, high = (float(q) for q in np.quantile(published[0].probability, [0.25, 0.75]))
+    for index, threshold in enumerate((low, high), 1):
+        runtime.reconfigure(threshold=threshold)
+        _offer_set(runtime, held_out[0], index * 10**8)
+        assert np.array_equal(published[-1].mask > 0, published[-1].probability > threshold)
+    assert np.count_nonzero(published[1].mask) > np.count_nonzero(published[2].mask) > 0
+    with pytest.raises(ConfigError, match="threshold must be within"):
+        runtime.reconfigure(sync=SyncConfig(slop=0.05), threshold=float("nan"))
+    with pytest.raises(ConfigError, match="required modalities"):
+        runtime.reconfigure(sync=SyncConfig(slop=0.05, required=("rgb",)), threshold=0.5)
+    assert runtime.sync.config.slop == 0.01 and runtime.segmenter.threshold == high

@@ -312,3 +312,131 @@ def test_calibrated_cameras_keep_their_own_resolutions():
     assert wrong is not None and wrong.value == "resolution_mismatch"
     wrong_rgb = sync.push(Frame("rgb", ns(0.05), Arrival(ns(0.06)), np.zeros((3, 5, 3), np.uint8)))
     assert wrong_rgb is not None and wrong_rgb.value == "resolution_mismatch"
+
+
+def test_an_odd_sized_rgb_frame_is_dropped_not_its_siblings_nor_its_set():
+    """Registered inputs share one size; an RGB frame of another size is the one refused, so the
+    depth and thermal frames of its tick are not, and a required depth never misses its set."""
+    rig = Rig(slop=0.02, required=("depth",))
+    small_rgb = np.zeros((2, 3, 3), np.uint8)
+    for tick in range(6):
+        for modality in ("rgb", "depth", "thermal"):
+            odd = tick == 3 and modality == "rgb"
+            reason = rig.push(modality, tick * PERIOD, data=small_rgb if odd else None)
+            assert (reason.value if reason else None) == ("resolution_mismatch" if odd else None)
+    full = ("rgb", "depth", "thermal")
+    assert [s.subset for s in rig.sets] == [full] * 5
+    assert rig.sync.drops == {"resolution_mismatch": 1, "unmatched": 2}  # the odd tick's depth and thermal
+    assert rig.sync.mismatched == {"rgb": ((4, 6), (2, 3))}
+    assert rig.accounted() == rig.pushed
+
+
+def test_cameras_that_all_change_size_are_used_again_once_the_old_size_is_stale():
+    """Every camera switching size at once looks, frame by frame, like one odd camera among the
+    others: the new size is taken once no frame of the old one is alive, after readmission."""
+    rig = Rig(slop=0.02, modality_timeout=0.2, readmit_frames=3)
+    big = {"rgb": np.zeros((8, 12, 3), np.uint8), "depth": np.zeros((8, 12), np.float32)}
+    t = 0.0
+    for _ in range(5):
+        rig.tick(t, ("rgb", "depth"))
+        t += PERIOD
+    switched = t
+    while t < switched + 0.5:
+        for modality in ("rgb", "depth"):
+            rig.push(modality, t, data=big[modality])
+        t += PERIOD
+    back = [s for s in rig.sets if s.anchor.resolution == (8, 12)]
+    assert back and back[-1].subset == ("rgb", "depth")
+    assert sec(back[0].anchor.arrival.clock_ns) <= switched + 0.2 + 3 * PERIOD
+    assert rig.sync.drops["resolution_mismatch"] > 0
+    assert rig.accounted() == rig.pushed
+
+
+def _steady(rig: Rig, ticks: int) -> float:
+    """``ticks`` full sets from t = 0; the time of the next one."""
+    t = 0.0
+    for _ in range(ticks):
+        rig.tick(t)
+        t += PERIOD
+    return t
+
+
+def test_a_clock_that_jumps_back_is_used_again_within_modality_timeout():
+    """A bag that loops: every sensor's stamps go back 100 s while frames keep arriving. Frames
+    stamped before the old last stamp are refused until the run shows a jump; then each sensor
+    starts afresh and sets are full again, within modality_timeout of the jump."""
+    timeout = 0.3
+    rig = Rig(slop=0.02, modality_timeout=timeout)
+    t = _steady(rig, ticks=10)
+    jumped_at, loop = t, 100.0  # arrival keeps going; stamps restart 100 s earlier
+    before = len(rig.sets)
+    for _ in range(30):
+        for modality in ("rgb", "depth", "thermal"):
+            rig.push(modality, t - loop, latency=loop + 0.01)
+        t += PERIOD
+    full = ("rgb", "depth", "thermal")
+    after = rig.sets[before:]
+    first_full = next(i for i, s in enumerate(after) if s.subset == full)  # rgb may restart a frame earlier
+    assert sec(after[first_full].anchor.arrival.clock_ns) <= jumped_at + timeout
+    assert all(s.subset == full for s in after[first_full:])
+    assert after[-1].anchor.stamp_ns == ns(t - PERIOD - loop)
+    assert rig.sync.jumps() == {"rgb": 1, "depth": 1, "thermal": 1}
+    assert rig.sync.drops["stamp_not_increasing"] > 0
+    assert rig.health(t) == dict.fromkeys(("rgb", "depth", "thermal"), Health.OK)
+    assert rig.accounted() == rig.pushed
+
+
+def test_one_frame_stamped_far_ahead_costs_its_sensor_at_most_modality_timeout():
+    """A thermal frame stamped 1000 s ahead would make every good frame after it look old: the
+    good frames' run shows the jump back, and thermal rejoins the sets without going stale."""
+    timeout = 0.5
+    rig = Rig(slop=0.02, modality_timeout=timeout)
+    t = _steady(rig, ticks=10)
+    rig.push("thermal", t + 1000.0, latency=-1000.0 + 0.01)
+    outlier_at = t
+    for _ in range(40):
+        rig.tick(t)
+        rig.poll(t + 0.011)
+        assert rig.health(t + 0.011)["thermal"] is not Health.STALE
+        t += PERIOD
+    with_thermal = [s for s in rig.sets if "thermal" in s.frames and s.anchor.stamp_ns > ns(outlier_at)]
+    assert with_thermal and sec(with_thermal[0].anchor.arrival.clock_ns) <= outlier_at + timeout
+    rejoined = with_thermal[0].anchor.stamp_ns
+    assert all("thermal" in s.frames for s in rig.sets if s.anchor.stamp_ns >= rejoined)
+    assert rig.sync.jumps() == {"thermal": 1}
+    assert rig.accounted() == rig.pushed
+
+
+def test_resent_old_frames_are_no_clock_jump():
+    """Duplicates and a burst of resent old frames (arriving together) are refused one by one;
+    the stream goes on at its own stamps, with no jump counted."""
+    rig = Rig(slop=0.02, modality_timeout=0.2)
+    t = 0.0
+    for _ in range(10):
+        rig.tick(t)
+        t += PERIOD
+    for index in range(12):  # 12 old frames within 12 ms, stamps increasing among themselves
+        old = index * 0.02
+        assert rig.push("depth", old, latency=t - old + index * 0.001).value == "stamp_not_increasing"
+    assert rig.push("depth", t - PERIOD, latency=0.02).value == "stamp_not_increasing"  # a duplicate
+    for _ in range(10):
+        rig.tick(t)
+        t += PERIOD
+    assert rig.sync.jumps() == {} and rig.sync.drops["stamp_not_increasing"] == 13
+    assert rig.sets[-1].subset == ("rgb", "depth", "thermal")
+    assert rig.accounted() == rig.pushed
+
+
+def test_new_settings_apply_from_the_next_frame():
+    """Frames 30 ms apart do not match within a 20 ms slop, and do within 50 ms once reconfigured."""
+    rig = Rig(slop=0.02)
+    rig.tick(0.0)
+    rig.push("rgb", 0.1)
+    rig.push("depth", 0.13)
+    rig.push("thermal", 0.13)
+    assert rig.sets[-1].subset == ("rgb",)
+    rig.sync.reconfigure(SyncConfig(slop=0.05))
+    rig.push("rgb", 0.2)
+    rig.push("depth", 0.23)
+    rig.push("thermal", 0.23)
+    assert rig.sets[-1].subset == ("rgb", "depth", "thermal")

@@ -70,7 +70,8 @@ def create_backend(
     ``~/.cache/binseg_ros/plans/<model>``).
 
     Raises:
-        BackendError: unknown name, or a runtime that is not installed here.
+        BackendError: unknown name, a runtime that is not installed here, or a torch ``device`` this
+            machine does not have (see :func:`~binseg_ros.backends.torch.torch_device`).
     """
     concrete = resolve(name, precision)
     if concrete == "tensorrt":

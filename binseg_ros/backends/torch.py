@@ -24,6 +24,7 @@ import torch
 
 from binseg_ros.backends.base import check_arrays, input_subset
 from binseg_ros.engines.manifest import Manifest
+from binseg_ros.errors import BackendError
 from binseg_ros.modalities import CHANNELS, MODALITIES, Subset
 from binseg_ros.model.checkpoint import load_checkpoint
 from binseg_ros.model.network import BinSegNet
@@ -31,6 +32,34 @@ from binseg_ros.model.network import BinSegNet
 WARMUP_RUNS = 3
 """Eager runs before capture: cuDNN/cuBLAS set-up and the kernels' first-use build happen
 there, because a capture may not allocate workspaces, load modules or synchronize."""
+
+
+def torch_device(name: str) -> torch.device:
+    """``name`` (``cpu``, ``cuda`` or ``cuda:N``) as a device this torch build can run on, here.
+
+    Checked before anything is loaded, because torch's own refusal is a bare AssertionError
+    ("Torch not compiled with CUDA enabled") on a CPU build, or a list of twenty device types.
+
+    Raises:
+        BackendError: not a device name, a device type other than cpu and cuda, or a CUDA
+            device this machine and torch build do not have.
+    """
+    expected = "the torch backend runs on cpu, cuda or cuda:N"
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise BackendError(f"device {name!r} is not a device name; {expected}") from exc
+    if device.type not in ("cpu", "cuda"):
+        raise BackendError(f"device {name!r}: {expected}")
+    if device.type == "cpu":
+        return device
+    if not torch.cuda.is_available():
+        cuda = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+        raise BackendError(f"device {name!r}: no CUDA device usable here (torch {torch.__version__}, {cuda})")
+    count = torch.cuda.device_count()
+    if device.index is not None and device.index >= count:
+        raise BackendError(f"device {name!r}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+    return device
 
 
 @dataclass
@@ -58,7 +87,7 @@ class TorchBackend:
         self, net: BinSegNet, input_size: tuple[int, int], device: str = "cpu", cuda_graphs: bool = True
     ) -> None:
         self.input_size = input_size
-        self.device = torch.device(device)
+        self.device = torch_device(device)
         self.cuda = self.device.type == "cuda"
         if self.cuda and self.device.index is None:
             self.device = torch.device("cuda", torch.cuda.current_device())

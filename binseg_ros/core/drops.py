@@ -35,6 +35,7 @@ class DropReason(str, Enum):
     THERMAL_NONFINITE = "thermal_nonfinite"
     CALIBRATION_INCOMPLETE = "calibration_incomplete"  # arrived before every camera_info it needs
     DECODE_ERROR = "decode_error"  # a compressed image whose format or payload does not decode
+    BAD_STAMP = "bad_stamp"  # a header stamp that is no time, unset, or far ahead of the arrival clock
     # a frame the synchroniser could not use
     STAMP_NOT_INCREASING = "stamp_not_increasing"
     RESOLUTION_MISMATCH = "resolution_mismatch"

@@ -1,5 +1,6 @@
 """Gaps in a sensor's stream, for the synchroniser: until when a modality's frame can join a set,
-which sets it *missed*, and the hysteresis that keeps one that keeps missing out of the sets.
+which sets it *missed*, the hysteresis that keeps one that keeps missing out of the sets, when
+its clock went back (:class:`Rewind`), and the :class:`Channel` that holds them all for a modality.
 
 A set can go out without a modality because its camera dropped frames (a gap), because its
 frame came later than the anchor waits, or merely because it is slower than the anchor, so
@@ -99,6 +100,12 @@ class Cadence:
         self.missed += sum(self._missed(last, end, None) for last, end in self.owed)
         self.owed.clear()
 
+    def restart(self) -> None:
+        """Its clock went back: the old timeline stopped there, and delays and intervals measured
+        on it mean nothing on the new one; it starts afresh, keeping the count of sets it missed."""
+        self.lapse()
+        self.seen.clear()
+
     def _settle(self) -> int:
         """Judge the owed sets whose following frame (the first stamped after their last) has come."""
         missed, waiting = 0, []
@@ -156,3 +163,61 @@ class Bench:
     def clear(self) -> None:
         """Start afresh: it went stale and must be readmitted, or it anchors the sets (it cannot miss its own)."""
         self.benched, self.need, self.run = False, 0, 0
+
+
+@dataclass
+class Rewind:
+    """A run of a modality's frames stamped at or before its last accepted stamp, each stamped
+    after the one before: its clock went back (a driver restarted, a bag looped) or an outlier
+    set its last stamp ahead. Those frames are refused as not increasing until the run is
+    believed: it has two frames or more, and the next, at the run's latest interval, would come
+    ``timeout`` or more after its first. So a modality whose clock jumped is used again within
+    ``timeout`` of the jump, at the last frame before it would have waited that long, while an
+    old frame resent, a duplicate, or a burst of resent frames (which arrive together) starts no
+    run that lasts: a frame not stamped after the run's last starts a new one."""
+
+    first_arrival: int = 0  # ns, node clock
+    last_arrival: int = 0
+    last_stamp: int = 0
+    frames: int = 0  # 0: no run
+
+    def back(self, stamp: int, arrival: int, timeout: int) -> bool:
+        """A frame stamped at or before the last accepted one came; whether its run shows a jump."""
+        extends = self.frames > 0 and stamp > self.last_stamp
+        next_arrival = 2 * arrival - self.last_arrival  # the frame after it, at its interval
+        if not extends:
+            self.first_arrival, self.frames = arrival, 0
+        self.frames += 1
+        self.last_stamp, self.last_arrival = stamp, arrival
+        return extends and next_arrival - self.first_arrival >= timeout
+
+    def clear(self) -> None:
+        """A frame stamped after the last accepted one: the stream goes on, no run."""
+        self.frames = 0
+
+
+class Held(NamedTuple):
+    """A buffered frame and, should it anchor a set, each other modality's due time (ns, node clock)."""
+
+    frame: Frame
+    due: dict[str, int]
+
+
+@dataclass
+class Channel:
+    """A modality's state in the synchroniser: its buffer of frames, its health and its stream."""
+
+    buffer: deque[Held] = field(default_factory=deque)
+    last_resolution: tuple[int, int] | None = None
+    admitted: bool = False
+    streak: int = 0  # consecutive frames while not admitted
+    cadence: Cadence = field(default_factory=Cadence)
+    bench: Bench = field(default_factory=Bench)
+    expected: int = 0  # with cadence.missed, its Misses
+    rewind: Rewind = field(default_factory=Rewind)
+
+    @property
+    def newest_stamp(self) -> int:
+        """The stamp of the last frame it sent (0 before any): its run's while its clock may have
+        gone back, so an anchor on the new timeline waits for it as for any modality."""
+        return self.rewind.last_stamp if self.rewind.frames else (self.cadence.last_stamp or 0)

@@ -8,7 +8,8 @@ Decoding makes no copy where the encoding allows (rgb8, 16UC1, mono16, 32FC1 in 
 order): the frame is a view of the message buffer in its wire type, and the conversion to
 sensor units (a scale and an offset) waits for preprocessing, after the downscale.
 ``sensor_msgs/CompressedImage`` is decoded in :mod:`binseg_ros.core.compressed`, which hands
-its pixels to :func:`frame_from_pixels` here: both transports share the units.
+its pixels to :func:`frame_from_pixels` here: both transports share the units and the stamp
+check (:func:`frame_stamp`).
 """
 
 from __future__ import annotations
@@ -66,6 +67,13 @@ ACCEPTED: dict[str, frozenset[str]] = {
     "thermal": frozenset({"mono8", "mono16", "16UC1", "32FC1"}),
 }
 DEPTH_MM = 0.001  # metres per count of 16UC1 depth
+MAX_STAMP_LEAD_NS = 10 * NS_PER_S
+"""How far ahead of its arrival clock a stamp may be. A capture cannot come after its own
+arrival, and hosts kept in step by NTP or PTP differ by milliseconds, so a stamp further ahead
+is a driver's fault (a wrong clock base, a corrupt header); let through, it would become the
+modality's last stamp, and every good frame after it would be older. Ten seconds leaves room for
+a host whose clock is still settling; an unsynchronised host further ahead has all its images
+counted as ``bad_stamp``, which diagnostics show."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,28 @@ class ThermalUnits:
 def stamp_ns(header: Header) -> int:
     """A header's stamp in integer nanoseconds: the exact key masks and ground truth share."""
     return int(header.stamp.sec) * NS_PER_S + int(header.stamp.nanosec)
+
+
+def frame_stamp(header: Header, arrival: Arrival) -> int:
+    """``header``'s stamp (ns), checked once, where a message becomes a frame: a stamp that is
+    no time (negative seconds, nanoseconds of a second or more), zero (a header the driver never
+    stamped) or more than :data:`MAX_STAMP_LEAD_NS` ahead of ``arrival`` would make the
+    synchroniser refuse that sensor's good frames after it (or crash the output's header). A clock
+    at zero (sim time before its first ``/clock``, or a caller that has none) judges neither
+    zero nor lead: it cannot tell an unset stamp from its own time.
+
+    Raises:
+        ConversionError: ``bad_stamp``.
+    """
+    sec, nanosec = int(header.stamp.sec), int(header.stamp.nanosec)
+    if sec < 0 or not 0 <= nanosec < NS_PER_S:
+        raise ConversionError(DropReason.BAD_STAMP, f"stamp {sec} s + {nanosec} ns is not a time")
+    stamp, clock = stamp_ns(header), arrival.clock_ns
+    if clock and stamp == 0:
+        raise ConversionError(DropReason.BAD_STAMP, "stamp is zero: the header was never stamped")
+    if clock and stamp - clock > MAX_STAMP_LEAD_NS:
+        raise ConversionError(DropReason.BAD_STAMP, f"stamp is {(stamp - clock) / NS_PER_S:.1f} s ahead of the clock")
+    return stamp
 
 
 def pixel_layout(encoding: str) -> tuple[np.dtype[Any], int]:
@@ -134,15 +164,16 @@ def frame_from_pixels(
     The one place the accepted encodings and the sensor units are applied, whatever the transport.
 
     Raises:
-        ConversionError: an encoding this modality does not accept; thermal NaN or inf.
+        ConversionError: an encoding this modality does not accept; thermal NaN or inf; a bad stamp.
     """
     if encoding not in ACCEPTED[modality]:
         raise ConversionError(
             DropReason.UNSUPPORTED_ENCODING,
             f"{modality} does not accept {encoding}; expected one of {', '.join(sorted(ACCEPTED[modality]))}",
         )
+    stamp = frame_stamp(header, arrival)
     data, scale, offset, repair = _units(modality, encoding, pixels, thermal)
-    return Frame(modality, stamp_ns(header), arrival, data, str(header.frame_id), scale, offset), repair
+    return Frame(modality, stamp, arrival, data, str(header.frame_id), scale, offset), repair
 
 
 def _units(

@@ -233,7 +233,9 @@ class QualityGate:
     """Judges each set; stateful per modality, so one gate serves one stream of sets.
 
     ``required``: modalities without which no mask is made (the node's ``required_modalities``),
-    whether they are silent (the synchroniser's business) or left out here.
+    whether they are silent (the synchroniser's business) or left out here. ``config`` may be
+    replaced by a new one while sets are judged (a live parameter change): each set reads it
+    once, so it is judged by one set of limits.
     """
 
     def __init__(self, config: QualityConfig = QualityConfig(), required: Subset = NO_SUBSET) -> None:
@@ -244,18 +246,19 @@ class QualityGate:
     def __call__(self, frameset: FrameSet) -> GateResult:
         """The set without the frames of degraded modalities; the anchor becomes the first kept
         modality in canonical order, as if the left-out frames had never arrived."""
+        config = self.config
         views = {m: measuring_view(m, frame.data) for m, frame in frameset.frames.items()}
         repeated = {m: self._tracks[m].repeats(view) for m, view in views.items()}
         changed = any(r is False for r in repeated.values())  # another sensor saw something new
         left_out: dict[str, Reason] = {}
         for modality, view in views.items():
-            failure = first_failure(modality, measure(modality, view, frameset.frames[modality].scale), self.config)
-            frozen = repeated[modality] is True and self._tracks[modality].repeated >= self.config.frozen_frames
+            failure = first_failure(modality, measure(modality, view, frameset.frames[modality].scale), config)
+            frozen = repeated[modality] is True and self._tracks[modality].repeated >= config.frozen_frames
             if failure is None and frozen and changed:
                 failure = Reason.FROZEN
             track = self._tracks[modality]
             track.last = view
-            verdict = track.verdict(failure, self.config.readmit_frames)
+            verdict = track.verdict(failure, config.readmit_frames)
             if verdict is not None:
                 left_out[modality] = verdict
         kept = {m: frame for m, frame in frameset.frames.items() if m not in left_out}

@@ -6,7 +6,9 @@ diagnostics report, so nothing is dropped without being counted. It also owns th
 gate (:mod:`binseg_ros.core.quality`), which remembers the stream of sets the segmenter takes,
 so both adapters gate alike, at its default limits unless told otherwise. With
 ``threaded=False`` sets are segmented inline in the caller's thread, which the bag evaluator
-uses for deterministic, as-fast-as-possible runs.
+uses for deterministic, as-fast-as-possible runs. :meth:`SegmentationRuntime.reconfigure`
+changes the threshold, the synchroniser's timing and the gate's limits while it runs (the
+node's live parameters).
 """
 
 from __future__ import annotations
@@ -28,9 +30,13 @@ from binseg_ros.core.segmenter import NothingLeft, Register, Segmentation, Segme
 from binseg_ros.core.stats import LatencyWindow, RateMeter
 from binseg_ros.core.sync import Health, Misses, SyncConfig, Synchronizer
 from binseg_ros.core.worker import LatestWinsWorker
+from binseg_ros.errors import ConfigError
 from binseg_ros.modalities import MODALITIES, NO_SUBSET, Subset, canonical
 
 LOG = logging.getLogger(__name__)
+RECENT_S = 5.0
+"""Seconds over which a sensor's bad stamps are recent: diagnostics warn while there are any,
+and stop once its driver stamps well again."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,9 @@ class RuntimeStatus:
     published: dict[str, int]
     mismatched: dict[str, tuple[tuple[int, int], tuple[int, int]]]  # modality → (expected, got) size, last seen
     misses: dict[str, Misses]  # modality → sets it had no frame for, of those it was expected in
+    bad_stamps: dict[str, int]  # modality → images dropped as bad_stamp, in all
+    recent_bad_stamps: dict[str, int]  # modality → of those, in the last RECENT_S seconds
+    clock_jumps: dict[str, int]  # modality → times its stamps went back and it started afresh
 
 
 class SegmentationRuntime:
@@ -90,6 +99,8 @@ class SegmentationRuntime:
         self.gate = QualityGate(quality, sync_config.required) if quality is not None else None
         self._gated: dict[str, Reason] = {}  # the gate's degraded modalities after the last set
         self._input_rates = {m: RateMeter() for m in MODALITIES}
+        self._bad_stamps = {m: RateMeter(RECENT_S) for m in MODALITIES}
+        self._reconfigure_lock = threading.Lock()
         self._output_rate = RateMeter()
         self.latency = LatencyWindow()
         self.masks = 0
@@ -119,9 +130,36 @@ class SegmentationRuntime:
         self.sync.push(frame)
 
     def reject(self, modality: str, reason: DropReason) -> None:
-        """A message that could not become a frame; counted under ``reason``."""
-        self._input_rates[modality].tick(time.monotonic())
+        """A message that could not become a frame; counted under ``reason`` (and bad stamps per
+        sensor too, since diagnostics name the sensor whose driver stamps wrong)."""
+        now = time.monotonic()
+        self._input_rates[modality].tick(now)
+        if reason is DropReason.BAD_STAMP:
+            self._bad_stamps[modality].tick(now)
         self._count(self._drops, reason.value)
+
+    def reconfigure(
+        self, sync: SyncConfig | None = None, threshold: float | None = None, quality: QualityConfig | None = None
+    ) -> None:
+        """New settings while running (None: unchanged), checked before any is applied. Each is
+        swapped whole, and the synchroniser under its lock, so a push, a poll or the set being
+        segmented sees the old settings or the new ones, never a mix. The quality limits change
+        nothing where the gate was turned off, and the required modalities cannot change: the gate
+        was made for them.
+
+        Raises:
+            ConfigError: a threshold outside [0, 1]; other required modalities.
+        """
+        with self._reconfigure_lock:
+            if sync is not None and sync.required != self.sync_config.required:
+                raise ConfigError("the required modalities cannot change while running")
+            if threshold is not None:
+                self.segmenter.threshold = threshold
+            if sync is not None:
+                self.sync.reconfigure(sync)
+                self.sync_config = sync
+            if quality is not None and self.gate is not None:
+                self.gate.config = quality
 
     def use_registration(self, register: Register) -> None:
         """Register every set from now on (a rig calibration completed while running): the
@@ -175,6 +213,9 @@ class SegmentationRuntime:
             published=published,
             mismatched=dict(self.sync.mismatched),
             misses=self.sync.misses(),
+            bad_stamps={m: meter.total for m, meter in self._bad_stamps.items()},
+            recent_bad_stamps={m: meter.count(mono) for m, meter in self._bad_stamps.items()},
+            clock_jumps=self.sync.jumps(),
         )
 
     def close(self) -> None:

@@ -73,12 +73,23 @@ class Segmenter:
         threshold: float = DEFAULT_THRESHOLD,
         register: Register | None = None,
     ) -> None:
-        if not 0.0 <= threshold <= 1.0:
-            raise ConfigError(f"threshold must be within [0, 1], got {threshold}")
         self.backend = backend
         self.input_size = input_size
         self.threshold = threshold
         self.register = register
+
+    @property
+    def threshold(self) -> float:
+        """The probability above which a pixel is foreground; it may change between sets (a live
+        parameter): each set reads it once."""
+        return self._threshold
+
+    @threshold.setter
+    def threshold(self, value: float) -> None:
+        """Checked here, where every threshold enters, at start-up or while running (NaN fails too)."""
+        if not 0.0 <= value <= 1.0:
+            raise ConfigError(f"threshold must be within [0, 1], got {value}")
+        self._threshold = value
 
     def warm_up(self, subset: Subset) -> None:
         """Run the subset's engine once on zeros, so its first real frame is not slowed by

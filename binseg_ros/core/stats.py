@@ -31,6 +31,12 @@ class RateMeter:
             span = max(now - self._times[0], self._times[-1] - self._times[0])
             return (len(self._times) - 1) / span if span > 0 else 0.0
 
+    def count(self, now: float) -> int:
+        """Events in the last ``window`` seconds."""
+        with self._lock:
+            self._trim(now)
+            return len(self._times)
+
     def _trim(self, now: float) -> None:
         while self._times and now - self._times[0] > self.window:
             self._times.popleft()

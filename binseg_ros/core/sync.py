@@ -40,6 +40,11 @@ Semantics (``shared/DESIGN.md`` §3):
   ``readmit_frames``, doubled instead if it misses again within ``need`` sets of rejoining, so it
   stays at most twice its longest run. Anchoring clears a bench (an anchor cannot miss its own
   sets), as going stale does. The *active* subset is the tracked modalities that are not benched.
+- A frame stamped at or before its modality's last is refused (``stamp_not_increasing``) unless it
+  shows that its clock went back (:class:`~binseg_ros.core.gaps.Rewind`): the modality then starts
+  afresh from it, as at start-up, and the jump is counted (``clock_jumps``).
+- Without a rig, a frame whose size differs from another alive modality's last is refused
+  (``resolution_mismatch``): the odd frame is dropped, whichever modality, not its siblings.
 
 Every frame that is not part of an emitted set is counted once, under a reason; per modality,
 :meth:`Synchronizer.misses` says how many finished anchors waited for it and how many it missed.
@@ -48,15 +53,14 @@ Every frame that is not part of an emitted set is counted once, under a reason; 
 from __future__ import annotations
 
 import threading
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
-from typing import NamedTuple
 
 from binseg_ros.core.drops import DropReason
 from binseg_ros.core.frame import Frame, FrameSet, seconds_to_ns
-from binseg_ros.core.gaps import Bench, Cadence, Misses
+from binseg_ros.core.gaps import Channel, Held, Misses
 from binseg_ros.errors import ConfigError
 from binseg_ros.modalities import MODALITIES, NO_SUBSET, Subset, canonical
 
@@ -84,43 +88,11 @@ class SyncConfig:
         if not self.max_delay >= 0:
             raise ConfigError(f"max_delay must be >= 0 s, got {self.max_delay}")
 
-    @property
-    def slop_ns(self) -> int:
-        return seconds_to_ns(self.slop)
-
-    @property
-    def timeout_ns(self) -> int:
-        return seconds_to_ns(self.modality_timeout)
-
-    @property
-    def max_delay_ns(self) -> int:
-        return seconds_to_ns(self.max_delay)
-
 
 class Health(str, Enum):
     OK = "OK"
     STALE = "STALE"
     RECOVERING = "RECOVERING"  # frames arriving, not in sets: back from stale, or benched
-
-
-class _Held(NamedTuple):
-    """A buffered frame and, should it anchor a set, each other modality's due time (ns, node clock)."""
-
-    frame: Frame
-    due: dict[str, int]
-
-
-@dataclass
-class _Channel:
-    """Per-modality state: the ring buffer and the health bookkeeping."""
-
-    buffer: deque[_Held] = field(default_factory=deque)
-    last_resolution: tuple[int, int] | None = None
-    admitted: bool = False
-    streak: int = 0  # consecutive frames while not admitted
-    cadence: Cadence = field(default_factory=Cadence)
-    bench: Bench = field(default_factory=Bench)
-    expected: int = 0  # with cadence.missed, its Misses
 
 
 class Synchronizer:
@@ -134,20 +106,29 @@ class Synchronizer:
     ) -> None:
         """``resolutions``: the (height, width) each modality's camera publishes, when a rig
         calibration says so (its images are registered after sync); without it, every frame
-        must have the size of the highest-priority alive modality (inputs already registered)."""
-        self.config = config
+        must have the size of the other alive modalities' (inputs already registered)."""
+        self._configure(config)
         self._resolutions = dict(resolutions) if resolutions is not None else None
         self.mismatched: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {}  # modality → (expected, got), last
         self._emit = emit
         self._lock = threading.Lock()
-        self._channels = {m: _Channel() for m in MODALITIES}
+        self._channels = {m: Channel() for m in MODALITIES}
         self.drops: Counter[str] = Counter()
+        self.clock_jumps: Counter[str] = Counter()  # modality → times its clock went back
         self.emitted = 0
         self.frames_emitted = 0  # frames inside emitted sets: with drops, accounts for every frame
         self._started: int | None = None  # arrival (ns) of the very first accepted frame
-        self._slop = config.slop_ns
-        self._timeout = config.timeout_ns
-        self._max_delay = config.max_delay_ns
+
+    def _configure(self, config: SyncConfig) -> None:
+        self.config = config
+        self._slop, self._timeout = seconds_to_ns(config.slop), seconds_to_ns(config.modality_timeout)
+        self._max_delay = seconds_to_ns(config.max_delay)
+
+    def reconfigure(self, config: SyncConfig) -> None:
+        """New settings from the next push or poll on (a live parameter change); an anchor
+        already buffered keeps the due times it got on arrival."""
+        with self._lock:
+            self._configure(config)
 
     # -- input -------------------------------------------------------------------------
     def push(self, frame: Frame) -> DropReason | None:
@@ -163,7 +144,7 @@ class Synchronizer:
             self._update_health(frame, channel)
             timing = (frame, self._slop, self._max_delay)
             due = {m: c.cadence.due(*timing) for m, c in self._channels.items() if m != frame.modality}
-            channel.buffer.append(_Held(frame, due))
+            channel.buffer.append(Held(frame, due))
             channel.last_resolution = frame.resolution
             self._bench(frame.modality, channel.cadence.add(frame.stamp_ns, frame.arrival.clock_ns))
             if len(channel.buffer) > self.config.buffer_size:
@@ -182,9 +163,7 @@ class Synchronizer:
         with self._lock:
             left = sum(len(c.buffer) for c in self._channels.values())
             for channel in self._channels.values():
-                channel.buffer.clear()
-            if left:
-                self.drops[DropReason.END_OF_INPUT.value] += left
+                self._discard(channel, DropReason.END_OF_INPUT)
             return left
 
     # -- state -------------------------------------------------------------------------
@@ -197,6 +176,11 @@ class Synchronizer:
         with self._lock:
             return Counter(self.drops)
 
+    def jumps(self) -> dict[str, int]:
+        """A consistent copy of the clock-jump counters."""
+        with self._lock:
+            return dict(self.clock_jumps)
+
     def misses(self) -> dict[str, Misses]:
         """A consistent copy of each modality's miss counters (a flapping sensor's miss rate)."""
         with self._lock:
@@ -207,7 +191,7 @@ class Synchronizer:
             return self._active(now)
 
     # -- internals (lock held) ---------------------------------------------------------
-    def _alive(self, channel: _Channel, now: int) -> bool:
+    def _alive(self, channel: Channel, now: int) -> bool:
         return channel.cadence.last_arrival is not None and now - channel.cadence.last_arrival <= self._timeout
 
     def _health(self, modality: str, now: int) -> Health:
@@ -219,17 +203,29 @@ class Synchronizer:
     def _active(self, now: int) -> Subset:
         return canonical(m for m in MODALITIES if self._health(m, now) is Health.OK)
 
-    def _reject_reason(self, frame: Frame, channel: _Channel) -> DropReason | None:
-        if channel.cadence.last_stamp is not None and frame.stamp_ns <= channel.cadence.last_stamp:
+    def _reject_reason(self, frame: Frame, channel: Channel) -> DropReason | None:
+        if not self._stamp_follows(frame, channel):
             return DropReason.STAMP_NOT_INCREASING
-        if self._resolutions is not None:
-            reference: tuple[int, int] | None = self._resolutions[frame.modality]
-        else:
-            reference = self._reference_resolution(frame.modality, frame.arrival.clock_ns)
+        fixed = self._resolutions
+        reference = fixed[frame.modality] if fixed is not None else self._sibling_resolution(frame)
         if reference is not None and frame.resolution != reference:
             self.mismatched[frame.modality] = (reference, frame.resolution)
             return DropReason.RESOLUTION_MISMATCH
         return None
+
+    def _stamp_follows(self, frame: Frame, channel: Channel) -> bool:
+        """Whether ``frame`` is stamped after its modality's last frame, or shows that its clock
+        went back; then the modality restarts: its old timeline's frames can join no set now."""
+        last = channel.cadence.last_stamp
+        if last is None or frame.stamp_ns > last:
+            channel.rewind.clear()
+            return True
+        if not channel.rewind.back(frame.stamp_ns, frame.arrival.clock_ns, self._timeout):
+            return False
+        self.clock_jumps[frame.modality] += 1
+        channel.cadence.restart()  # as at start-up: admitted on this frame, the run was its hysteresis
+        self._discard(channel, DropReason.UNMATCHED)
+        return True
 
     def expect_resolutions(self, resolutions: Mapping[str, tuple[int, int]]) -> None:
         """From now on, hold each camera to its own size (a calibration that became complete)."""
@@ -237,17 +233,13 @@ class Synchronizer:
             self._resolutions = dict(resolutions)
             self.mismatched.clear()
 
-    def _reference_resolution(self, modality: str, now: int) -> tuple[int, int] | None:
-        """Resolution set by the highest-priority alive modality above ``modality``, if any."""
-        for other in MODALITIES:
-            if other == modality:
-                return None
-            channel = self._channels[other]
-            if self._alive(channel, now):
-                return channel.last_resolution
-        return None
+    def _sibling_resolution(self, frame: Frame) -> tuple[int, int] | None:
+        """The size of another alive modality's last frame that ``frame``'s differs from, if any."""
+        now = frame.arrival.clock_ns
+        sizes = (c.last_resolution for m, c in self._channels.items() if m != frame.modality and self._alive(c, now))
+        return next((size for size in sizes if size != frame.resolution), None)
 
-    def _update_health(self, frame: Frame, channel: _Channel) -> None:
+    def _update_health(self, frame: Frame, channel: Channel) -> None:
         if channel.admitted and not self._alive(channel, frame.arrival.clock_ns):
             channel.admitted = False  # it went stale: it must earn re-admission, which also ends a bench
             channel.streak = 0
@@ -289,12 +281,12 @@ class Synchronizer:
             anchors.popleft()
             self._finish(anchor, others, matches)
 
-    def _waits(self, anchor: _Held, missing: list[str], now: int) -> bool:
+    def _waits(self, anchor: Held, missing: list[str], now: int) -> bool:
         """Whether ``anchor`` waits for a frame of a ``missing`` (tracked, so heard from) modality."""
         window_end = anchor.frame.stamp_ns + self._slop
-        return any(now < anchor.due[m] and (self._channels[m].cadence.last_stamp or 0) < window_end for m in missing)
+        return any(now < anchor.due[m] and self._channels[m].newest_stamp < window_end for m in missing)
 
-    def _finish(self, anchor: _Held, others: tuple[str, ...], matches: dict[str, _Held]) -> None:
+    def _finish(self, anchor: Held, others: tuple[str, ...], matches: dict[str, Held]) -> None:
         """Emit ``anchor``'s set, or drop it when a required modality has no frame in it."""
         window_end = anchor.frame.stamp_ns + self._slop
         unmatched = [m for m in others if m not in matches]
@@ -324,7 +316,7 @@ class Synchronizer:
         if missed and modality not in self.config.required:
             self._channels[modality].bench.miss(self.config.readmit_frames)
 
-    def _closest(self, modality: str, anchor: _Held) -> _Held | None:
+    def _closest(self, modality: str, anchor: Held) -> Held | None:
         """Its frame nearest ``anchor`` within ``slop``, of those that came before the anchor's due time."""
         stamp, due = anchor.frame.stamp_ns, anchor.due[modality]
         came = [h for h in self._channels[modality].buffer if h.frame.arrival.clock_ns < due]
@@ -341,7 +333,10 @@ class Synchronizer:
     def _discard_inactive(self, modality: str, now: int) -> None:
         """Frames of an untracked modality (stale, or back but not admitted) join no set: count and drop them."""
         channel = self._channels[modality]
-        reason = DropReason.NOT_ADMITTED if self._alive(channel, now) else DropReason.UNMATCHED
-        while channel.buffer:
-            channel.buffer.popleft()
-            self.drops[reason.value] += 1
+        self._discard(channel, DropReason.NOT_ADMITTED if self._alive(channel, now) else DropReason.UNMATCHED)
+
+    def _discard(self, channel: Channel, reason: DropReason) -> None:
+        """Count and drop every frame ``channel`` holds."""
+        if channel.buffer:
+            self.drops[reason.value] += len(channel.buffer)
+            channel.buffer.clear()

@@ -54,14 +54,17 @@ def locate_engine_dir(engine_dir: str | Path | None = None, model: str = DEFAULT
 
 def open_engine_folder(engine_dir: str | Path | None = None) -> Manifest:
     """The engine folder ``engine_dir`` (default: the installed model), its manifest read and
-    every listed file checked against its sha256, once, before anything uses it.
+    every listed file checked against its sha256 and every graph's inputs against the manifest,
+    once, before anything uses it.
 
     The node, ``binseg evaluate``, ``replay``, ``build`` and the benches all open folders here,
     so no runtime ever loads a graph or weights file that changed under its manifest.
 
     Raises:
-        ManifestError: no folder, a bad manifest, or a missing or changed file.
+        ManifestError: no folder, a bad manifest, a missing or changed file, or a graph whose inputs
+            are not those its subset and the manifest's ``input_size`` say.
     """
     manifest = Manifest.load(locate_engine_dir(engine_dir))
     manifest.verify()
+    manifest.check_graph_inputs()
     return manifest

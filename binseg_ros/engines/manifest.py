@@ -7,9 +7,10 @@ sha256 of every file, so a runtime can refuse a file that changed under it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -104,7 +105,8 @@ class Manifest:
         """Read ``root/manifest.yaml`` (``root`` may also be the manifest file itself).
 
         Raises:
-            ManifestError: missing file, bad YAML, missing or ill-typed fields, unknown subsets.
+            ManifestError: missing or unreadable file, not UTF-8 text, bad YAML, missing or ill-typed fields,
+                unknown subsets.
         """
         root = Path(root)
         if root.name == MANIFEST_NAME:
@@ -113,7 +115,11 @@ class Manifest:
         if not path.is_file():
             raise ManifestError(f"no {MANIFEST_NAME} in {root}: run `binseg export` to create the engine folder")
         try:
-            data = yaml.safe_load(path.read_text())
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ManifestError(f"{path}: not a text file (byte {exc.start} is not UTF-8)") from exc
+        except OSError as exc:
+            raise ManifestError(f"{path}: cannot be read ({exc.strerror})") from exc
         except yaml.YAMLError as exc:
             raise ManifestError(f"{path}: not valid YAML: {exc}") from exc
         try:
@@ -142,6 +148,35 @@ class Manifest:
         except (KeyError, TypeError, ValueError) as exc:
             raise ManifestError(f"{path}: malformed manifest ({type(exc).__name__}: {exc})") from exc
 
+    def check_graph_inputs(self) -> None:
+        """Check that every ONNX graph takes exactly the inputs its subset and ``input_size`` say.
+
+        A matching sha256 proves a file is the one recorded, not that it is the graph the manifest
+        describes: an edited ``input_size``, or one subset's graph copied over another's with its
+        digest updated, would pass and then fail at the first inference, in a runtime's words.
+        Reads the graph files only, not their external data.
+
+        Raises:
+            ManifestError: naming the file, the inputs it takes and the ones the manifest needs.
+        """
+        import onnx
+        from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
+
+        height, width = self.input_size
+        for name, entry in self.subsets.items():
+            expected = entry.input_shapes(self.input_size)
+            for ref in entry.onnx.values():
+                try:
+                    graph = onnx.load(str(self.root / ref.file), load_external_data=False).graph
+                except DecodeError as exc:
+                    raise ManifestError(f"{self.path}: {ref.file} is not an ONNX model ({exc})") from exc
+                found = _graph_inputs(graph)
+                if found != expected:
+                    raise ManifestError(
+                        f"{self.path}: {ref.file} takes {_describe(found)}; the manifest's subset {name!r} "
+                        f"at input_size {height}x{width} needs {_describe(expected)}"
+                    )
+
     def verify(self, refs: Iterable[FileRef] | None = None) -> None:
         """Check that every referenced file (or only ``refs``) exists and has the recorded sha256.
 
@@ -160,3 +195,17 @@ class Manifest:
                 raise ManifestError(f"{self.path}: listed file {ref.file} is missing")
             if sha256_file(path) != ref.sha256:
                 raise ManifestError(f"{self.path}: {ref.file} does not match its recorded sha256")
+
+
+def _graph_inputs(graph: Any) -> dict[str, tuple[int | str, ...]]:
+    """``{name: shape}`` of a graph's inputs (not its initializers); a dynamic dimension by its name."""
+    initializers = {tensor.name for tensor in graph.initializer}
+    return {
+        value.name: tuple(dim.dim_param or dim.dim_value for dim in value.type.tensor_type.shape.dim)
+        for value in graph.input
+        if value.name not in initializers
+    }
+
+
+def _describe(inputs: Mapping[str, tuple[int | str, ...]]) -> str:
+    return ", ".join(f"{name} {'x'.join(map(str, shape))}" for name, shape in inputs.items()) or "no inputs"

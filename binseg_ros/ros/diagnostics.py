@@ -2,8 +2,9 @@
 
 A sensor that publishes but fails the quality gate is WARN ("rgb degraded: underexposed")
 until it is readmitted; a sensor that keeps missing sets (a flapping driver or link) is WARN
-with its miss rate while the synchroniser benches it; and the overall status names the subset
-that runs without either.
+with its miss rate while the synchroniser benches it; a sensor whose driver sent bad stamps in
+the last seconds is WARN ("rgb bad stamps: ..."), whatever else it is; and the overall status
+names the subset that runs without the degraded and the benched.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from std_msgs.msg import Header
 
-from binseg_ros.core.runtime import RuntimeStatus
+from binseg_ros.core.runtime import RECENT_S, RuntimeStatus
 from binseg_ros.core.sync import Health
 from binseg_ros.modalities import Subset, canonical, subset_name
 
@@ -51,6 +52,7 @@ def build_diagnostics(
         **{f"sanitized.{reason}": count for reason, count in sorted(status.sanitized.items())},
         **{f"degraded.{key}": count for key, count in sorted(status.degraded_frames.items())},
         **{f"published.{name}": count for name, count in sorted(status.published.items())},
+        **{f"clock_jumps.{m}": count for m, count in status.clock_jumps.items() if m in subscribed},
     }
     statuses.append(
         DiagnosticStatus(
@@ -78,6 +80,7 @@ def _sensor(status: RuntimeStatus, node_name: str, modality: str, topic: str) ->
         level, message = DiagnosticStatus.WARN, _degraded(status, modality)
     elif health is Health.RECOVERING and status.misses[modality].missed:
         message = f"{health.value}: {_missing_sets(status, modality)}"
+    level, message = _bad_stamps(status, modality, level, message)
     values = {
         "frames_in": status.frames_in[modality],
         "missed_sets": status.misses[modality].missed,
@@ -85,10 +88,22 @@ def _sensor(status: RuntimeStatus, node_name: str, modality: str, topic: str) ->
         "rate_hz": status.input_rate[modality],
         "active": modality in status.active,
         "degraded": status.degraded.get(modality, "no"),
+        "bad_stamps": status.bad_stamps[modality],
+        "clock_jumps": status.clock_jumps.get(modality, 0),
     }
     return DiagnosticStatus(
         level=level, name=f"{node_name}: {modality}", message=message, hardware_id=topic, values=_key_values(values)
     )
+
+
+def _bad_stamps(status: RuntimeStatus, modality: str, level: bytes, message: str) -> tuple[bytes, str]:
+    """At least WARN while the sensor's driver sends bad stamps, the count added to what else it says
+    (an OK sensor has nothing else to say)."""
+    recent = status.recent_bad_stamps[modality]
+    if not recent:
+        return level, message
+    note = f"{modality} bad stamps: {recent} in the last {RECENT_S:g} s"
+    return max(level, DiagnosticStatus.WARN), note if message == Health.OK.value else f"{message}; {note}"
 
 
 def _overall(status: RuntimeStatus, subscribed: Subset) -> tuple[bytes, str]:

@@ -1,11 +1,14 @@
 """The node's parameters: one table of name, default, description, choices and range.
 
-Each parameter is declared once, here, read-only, with a ``ParameterDescriptor`` that carries
-its description and, for numbers, a ``FloatingPointRange`` / ``IntegerRange``: ``ros2 param
-describe`` shows the range and rclpy enforces it, so a value out of range stops the node
-with a message naming the parameter. Defaults that the ROS-free core also needs (the
-synchroniser's, the thermal units', the quality gate's limits, the threshold) are not
-repeated: the table reads them from :class:`~binseg_ros.core.sync.SyncConfig`,
+Each parameter is declared once, here, with a ``ParameterDescriptor`` that carries its
+description and, for numbers, a ``FloatingPointRange`` / ``IntegerRange``: ``ros2 param
+describe`` shows the range and rclpy enforces it (NaN and inf are outside every range), so a
+value out of range stops the node with a message naming the parameter (every number has a
+range). Parameters marked ``live`` may be changed while the node runs
+(:mod:`binseg_ros.ros.param_updates`); the others are read-only. A name given to the node that
+it does not declare (a typo) is logged with the closest one (:func:`warn_unknown_parameters`).
+Defaults that the ROS-free core also needs (the synchroniser's, the thermal units', the quality
+gate's limits, the threshold) are not repeated: the table reads them from :class:`~binseg_ros.core.sync.SyncConfig`,
 :class:`~binseg_ros.core.messages.ThermalUnits`, :class:`~binseg_ros.core.quality.QualityConfig`
 and :data:`~binseg_ros.core.postprocess.DEFAULT_THRESHOLD`. ``config/segment.yaml`` lists the
 same values, and a test holds the file to this table.
@@ -13,6 +16,7 @@ same values, and a test holds the file to this table.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -62,10 +66,16 @@ class ParamSpec:
     low: float | None = None  # inclusive range, enforced by rclpy
     high: float | None = None
     check: Check | None = None  # what a choice list or a range cannot say
+    live: bool = False  # may be set while the node runs (ros2 param set); else read-only
+
+    @property
+    def field(self) -> str:
+        """Its :class:`NodeSettings` field: the name with ``_`` for ``.``."""
+        return self.name.replace(".", "_")
 
     def descriptor(self) -> ParameterDescriptor:
         described = f"{self.description} ({' | '.join(self.choices)})" if self.choices else self.description
-        descriptor = ParameterDescriptor(description=described, read_only=True)
+        descriptor = ParameterDescriptor(description=described, read_only=not self.live)
         if self.low is not None and self.high is not None:
             if isinstance(self.default, int) and not isinstance(self.default, bool):
                 descriptor.integer_range = [IntegerRange(from_value=int(self.low), to_value=int(self.high), step=1)]
@@ -91,14 +101,19 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("plugin_library", "auto", "tensorrt frequency-branch plugin: auto | none | PATH to the .so"),
     ParamSpec("modalities", "rgb+depth+thermal", "modalities to subscribe to, e.g. rgb+depth", check=_subset(False)),
     ParamSpec("required_modalities", "", "modalities that must be alive to publish; empty = any", check=_subset(True)),
-    ParamSpec("threshold", DEFAULT_THRESHOLD, "probability above which a pixel is foreground", low=0.0, high=1.0),
-    ParamSpec("slop", SyncConfig.slop, "max stamp difference (s) between frames of one set", low=1e-4, high=10.0),
+    ParamSpec(
+        "threshold", DEFAULT_THRESHOLD, "probability above which a pixel is foreground", low=0.0, high=1.0, live=True
+    ),
+    ParamSpec(
+        "slop", SyncConfig.slop, "max stamp difference (s) between frames of one set", low=1e-4, high=10.0, live=True
+    ),
     ParamSpec(
         "max_delay",
         SyncConfig.max_delay,
         "how long (s) after its anchor frame a set waits for, and takes, a later-arriving frame",
         low=0.0,
         high=1.0,
+        live=True,
     ),
     ParamSpec(
         "modality_timeout",
@@ -106,6 +121,7 @@ PARAMS: tuple[ParamSpec, ...] = (
         "a modality with no frame for this long (s) is STALE",
         low=1e-3,
         high=FOREVER,
+        live=True,
     ),
     ParamSpec(
         "readmit_frames",
@@ -113,6 +129,7 @@ PARAMS: tuple[ParamSpec, ...] = (
         "consecutive frames a returning modality needs to be used again",
         low=1,
         high=MANY,
+        live=True,
     ),
     ParamSpec(
         "buffer_size",
@@ -143,9 +160,11 @@ PARAMS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec("qos.reliability", "best_effort", "input QoS reliability", ("best_effort", "reliable")),
     ParamSpec("qos.depth", 5, "input QoS history depth", low=1, high=MANY),
-    ParamSpec("publish_probability", True, "publish ~/probability (32FC1) while it has subscribers"),
-    ParamSpec("publish_overlay", True, "publish ~/overlay (rgb8) while it has subscribers"),
+    ParamSpec("publish_probability", True, "publish ~/probability (32FC1) while it has subscribers", live=True),
+    ParamSpec("publish_overlay", True, "publish ~/overlay (rgb8) while it has subscribers", live=True),
     ParamSpec("diagnostics_period", 1.0, "seconds between /diagnostics messages", low=0.01, high=FOREVER),
+    ParamSpec("lifecycle", False, "offer the lifecycle_msgs interface (configure, activate, ...) as a managed node"),
+    ParamSpec("autostart", True, "with lifecycle: configure and activate at start, without a lifecycle manager"),
     ParamSpec(
         "thermal_gain",
         ThermalUnits.gain,
@@ -170,7 +189,7 @@ PARAMS: tuple[ParamSpec, ...] = (
         high=MANY,
     ),
     *(
-        ParamSpec(f"quality.{name}", getattr(QualityConfig, name), description, low=0.0, high=high)
+        ParamSpec(f"quality.{name}", getattr(QualityConfig, name), description, low=0.0, high=high, live=True)
         for name, description, high in (
             ("max_dark_fraction", "rgb is underexposed above this fraction of near-black pixels", 1.0),
             ("max_clipped_fraction", "rgb is overexposed above this fraction of clipped channel samples", 1.0),
@@ -186,7 +205,7 @@ PARAMS: tuple[ParamSpec, ...] = (
 
 @dataclass(frozen=True)
 class NodeSettings:
-    """Validated parameter values, read once at start-up."""
+    """Validated parameter values, read at start-up (a live change makes a new one)."""
 
     backend: str
     engine_dir: str
@@ -212,6 +231,8 @@ class NodeSettings:
     publish_probability: bool
     publish_overlay: bool
     diagnostics_period: float
+    lifecycle: bool
+    autostart: bool
     thermal_gain: float
     thermal_offset: float
     quality_enabled: bool
@@ -291,7 +312,7 @@ def declare_settings(node: Node) -> NodeSettings:
     Raises:
         ConfigError: naming the first parameter with a wrong type or value.
     """
-    values = {spec.name.replace(".", "_"): _declare(node, spec) for spec in PARAMS}
+    values = {spec.field: _declare(node, spec) for spec in PARAMS}
     values["modalities"] = parse_subset(str(values["modalities"]))
     required = parse_subset(str(values["required_modalities"])) if values["required_modalities"] else NO_SUBSET
     missing = [m for m in required if m not in values["modalities"]]
@@ -301,3 +322,18 @@ def declare_settings(node: Node) -> NodeSettings:
         )
     values["required_modalities"] = required
     return NodeSettings(**values)
+
+
+def warn_unknown_parameters(node: Node) -> list[str]:
+    """The names given to ``node`` (``-p``, a params file, ``parameter_overrides``) that it does
+    not declare, each logged as a warning with the closest declared name. Undeclared parameters
+    stay refused, so without this a typo (``threshhold:=0.9``) would be ignored without a word.
+    Call it after the node declared everything (its own and rclpy's, such as ``use_sim_time``)."""
+    declared = node.list_parameters([], 0).names
+    # rclpy keeps the overrides it was given only here: it has no public accessor for them.
+    unknown = sorted(name for name in node._parameter_overrides if not node.has_parameter(name))
+    for name in unknown:
+        close = difflib.get_close_matches(name, declared, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        node.get_logger().warning(f"unknown parameter '{name}' is ignored{hint}")
+    return unknown

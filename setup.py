@@ -48,7 +48,7 @@ setup(
     entry_points={
         "console_scripts": [
             "binseg = binseg_ros.cli:main",
-            "segment_node = binseg_ros.ros.node:main",
+            "segment_node = binseg_ros.ros.segment_node:main",
         ],
     },
 )

@@ -1,7 +1,7 @@
 """Real-rclpy helpers for the integration tests: a node subprocess and a harness node.
 
 Nothing here fakes ROS: the node under test is started as ``python -m
-binseg_ros.ros.node`` exactly as ``ros2 run`` would, and the harness talks to it over
+binseg_ros.ros.segment_node`` exactly as ``ros2 run`` would, and the harness talks to it over
 Fast DDS on loopback (shared memory + UDP on 127.0.0.1, see config/fastdds_localhost.xml).
 
 """

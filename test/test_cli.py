@@ -22,7 +22,10 @@ from conftest import REPO
 from binseg_ros.cli import build_parser, main
 from binseg_ros.datasets import list_ids
 
-VERBS = ("export", "profile", "train", "evaluate", "make-bag", "replay", "demo", "build", "bench", "calibrate", "gate")
+VERBS = (
+    *("export", "quantize", "profile", "train", "evaluate", "make-bag"),
+    *("replay", "demo", "build", "bench", "calibrate", "gate"),
+)
 DATASET_FLAGS = "--checkpoint, --data, --split, --size, --device"
 BAG_FLAGS = (
     "--save-predictions, --engine-dir, --backend, --form, --topics, --gt-topic, --gt-dir, --gt-tolerance, "

@@ -128,9 +128,9 @@ def test_missing_engine_folder_is_a_clear_startup_error(tmp_path):
 
 
 def _run_entry_point(*ros_args: str) -> tuple[int, str]:
-    """``python -m binseg_ros.ros.node --ros-args ...`` to its end: exit code and everything it printed."""
+    """``python -m binseg_ros.ros.segment_node --ros-args ...`` to its end: exit code and everything it printed."""
     done = subprocess.run(
-        [sys.executable, "-m", "binseg_ros.ros.node", "--ros-args", *ros_args],
+        [sys.executable, "-m", "binseg_ros.ros.segment_node", "--ros-args", *ros_args],
         capture_output=True,
         text=True,
         timeout=60,

@@ -64,7 +64,7 @@ def test_wheel_installs_what_ros2_run_and_launch_expect(tmp_path):
     assert {n for n in names if n.startswith(f"{data}binseg_ros/calibration/")} == example
     assert "binseg = binseg_ros.cli:main" in scripts
     assert "binseg_ros/py.typed" in names  # type checkers of users' code read our annotations
-    assert "segment_node = binseg_ros.ros.node:main" in scripts
+    assert "segment_node = binseg_ros.ros.segment_node:main" in scripts
     assert {f"binseg_ros/sample/{d}/51.png" for d in ("RGB", "Depth", "Thermal")} <= names
     kernels = {"frequency_split.cu", "frequency_split.h", "frequency_split_plugin.cpp"}  # built on the robot
     assert {f"binseg_ros/kernels/{name}" for name in kernels} <= names

@@ -28,7 +28,7 @@ from rclpy.node import Node
 
 from binseg_ros.errors import BinsegError
 from binseg_ros.ros.params import NodeSettings
-from binseg_ros.ros.shutdown import StopRequested, stop_requested
+from binseg_ros.ros.stop import StopRequested, stop_requested
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ state, stops the inference thread before anything it publishes with goes away
 
 from __future__ import annotations
 
-import sys
 import traceback
 from functools import partial
 from typing import Any
@@ -49,7 +48,8 @@ from binseg_ros.ros.lifecycle import LifecycleOptions, TransitionRunner
 from binseg_ros.ros.param_updates import watch_parameters
 from binseg_ros.ros.params import NodeSettings, declare_settings, warn_unknown_parameters
 from binseg_ros.ros.qos import Outputs, subscribe
-from binseg_ros.ros.shutdown import StopRequested, StopSignals, init_context, spin_until, stop_requested
+from binseg_ros.ros.shutdown import init_context, spin_until
+from binseg_ros.ros.stop import StopRequested, StopSignals, stop_requested
 
 NAME = "segment_node"
 POLL_PERIOD = 0.02  # s: how often a silent sensor's timeout is checked
@@ -273,12 +273,14 @@ def _describe(manifest: Manifest, backend: str) -> str:
 
 
 def main(args: list[str] | None = None) -> int:
-    """Entry point of ``ros2 run binseg_ros segment_node``.
+    """Run the node to its end (:mod:`binseg_ros.ros.segment_node` is the entry point).
 
     Exit 0 after SIGINT, SIGTERM or the lifecycle shutdown transition; 1 after one FATAL line
     when the node cannot start.
     """
-    signals = StopSignals.install()  # first, so a signal during the slow start-up still stops cleanly
+    signals = StopSignals.install()  # again where the entry point did: a caller may start here
+    if stop_requested():  # a signal came while this module was imported
+        return 0
     logger = rclpy.logging.get_logger(NAME)
     node: SegmentNode | None = None
     context = None
@@ -317,7 +319,3 @@ def _where(exc: BaseException) -> str:
     """``file:line in function`` of the innermost frame, to find a bug from its one log line."""
     frame = traceback.extract_tb(exc.__traceback__)[-1]
     return f"{frame.filename}:{frame.lineno} in {frame.name}"
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -163,7 +163,7 @@ def run_node_bench(manifest: Manifest, runs: int, count: int, rate: float, rig: 
     print(f"| **node overhead (all but inference)** | **{sum(stages.values()):.2f}** |")
     print(f"| inference (rgb+depth+thermal, for scale) | {inference:.2f} |")
 
-    ours = [sys.executable, "-m", "binseg_ros.ros.node", "--ros-args", "-p", f"engine_dir:={engine_dir}"]
+    ours = [sys.executable, "-m", "binseg_ros.ros.segment_node", "--ros-args", "-p", f"engine_dir:={engine_dir}"]
     if rig is not None:
         ours += ["-p", f"calibration_file:={rig.source}"]
     naive = [sys.executable, "-m", "binseg_ros.ros.naive_node", str(engine_dir)]

@@ -68,7 +68,7 @@ class NodeProcess:
         remaps: dict[str, str] | None = None,
         **params: object,
     ) -> None:
-        args = [sys.executable, "-m", "binseg_ros.ros.node", "--ros-args", "-p", f"engine_dir:={engine_dir}"]
+        args = [sys.executable, "-m", "binseg_ros.ros.segment_node", "--ros-args", "-p", f"engine_dir:={engine_dir}"]
         for name, value in params.items():
             args += ["-p", f"{name}:={str(value).lower() if isinstance(value, bool) else value}"]
         for source, target in (remaps or {}).items():

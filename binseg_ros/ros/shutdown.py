@@ -4,11 +4,13 @@ rclpy's own signal handlers shut the ROS context down inside the signal handler,
 of the node's code runs: the inference thread, still publishing its last mask, then finds its
 publisher's context invalid, and a SIGTERM during start-up breaks whatever rclpy call the
 constructor was making. So the node starts rclpy without them and takes both signals itself:
-the first one raises :class:`StopRequested` in the main thread, wherever it is (loading an
+the first one raises :class:`~binseg_ros.ros.stop.StopRequested` in the main thread, wherever it is (loading an
 engine, warming up, spinning), and the caller stops the inference thread, destroys the node
 and only then shuts the context down. Whatever error that raise becomes on its way out (a C
-extension it interrupted may report it as its own) counts as the stop (:func:`stop_requested`).
-Signals that arrive after the first are ignored, so a second Ctrl-C cannot cut the clean-up short.
+extension it interrupted may report it as its own) counts as the stop
+(:func:`~binseg_ros.ros.stop.stop_requested`). The handlers themselves live in
+:mod:`binseg_ros.ros.stop`, which imports nothing slow, so the entry point installs them before
+the node's imports.
 
 Without rclpy's handlers nothing wakes the executor's wait on a signal, so :func:`spin_until`
 waits in slices of :data:`WAKE_S`: a stop takes effect within that time.
@@ -17,10 +19,7 @@ waits in slices of :data:`WAKE_S`: a stop takes effect within that time.
 from __future__ import annotations
 
 import re
-import signal
-import threading
 from collections.abc import Callable
-from types import FrameType
 
 import rclpy
 from rclpy.context import Context
@@ -31,50 +30,10 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
 from binseg_ros.errors import ConfigError
+from binseg_ros.ros.stop import stop_requested
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 WAKE_S = 0.1  # s: the longest a stop signal waits for the executor
 _SOURCE_LOCATION = re.compile(r", at \S+:\d+")  # rcl's ", at /path/file.c:123" suffixes
-
-
-class StopRequested(KeyboardInterrupt):
-    """SIGINT or SIGTERM: stop now. A KeyboardInterrupt, so code that lets Ctrl-C through lets SIGTERM through too."""
-
-
-_STOP = threading.Event()  # set by the first stop signal: signal dispositions belong to the process
-
-
-def stop_requested() -> bool:
-    """A stop signal came. Code that catches Exception asks this, because the StopRequested raised
-    in it may reach it as another error: pybind11 reports one raised while a module initialises
-    (``import onnxruntime`` in a configure) as ``ImportError: initialization failed``."""
-    return _STOP.is_set()
-
-
-class StopSignals:
-    """SIGINT and SIGTERM handled as one request to stop; install before anything slow starts."""
-
-    @classmethod
-    def install(cls) -> StopSignals:
-        handler = cls()
-        for number in STOP_SIGNALS:
-            signal.signal(number, handler._on_signal)
-        return handler
-
-    def hold(self) -> None:
-        """Ignore both signals from now on, so the clean-up that follows runs to its end.
-
-        Ignored, rather than handled, because the interpreter puts its default handlers back while
-        it exits, except for ignored signals: a second SIGINT (a terminal and ``ros2 launch`` each
-        send one) would otherwise kill the process after a clean stop.
-        """
-        for number in STOP_SIGNALS:
-            signal.signal(number, signal.SIG_IGN)
-
-    def _on_signal(self, number: int, _frame: FrameType | None) -> None:
-        self.hold()
-        _STOP.set()
-        raise StopRequested(signal.Signals(number).name)
 
 
 def init_context(args: list[str] | None) -> Context:

@@ -177,12 +177,20 @@ def test_autostart_configures_and_activates_a_managed_node(ros_harness, manager,
         assert node.stop() == 0, node.output
 
 
+def _services(harness) -> set[str]:
+    return {name for name, _ in harness.get_service_names_and_types_by_node(TARGET, "/")}
+
+
 def test_a_plain_node_offers_no_lifecycle_services(ros_harness):
     node = NodeProcess(SHIPPED, ros_environment())
     try:
         ros_harness.wait_for_target()
-        services = {name for name, _ in ros_harness.get_service_names_and_types_by_node(TARGET, "/")}
-        assert f"/{TARGET}/get_parameters" in services
+        deadline = time.monotonic() + 20.0  # discovery reports a node's services one by one
+        while f"/{TARGET}/get_parameters" not in (services := _services(ros_harness)):
+            assert time.monotonic() < deadline, services
+            time.sleep(0.05)
+        time.sleep(0.5)  # the rest of its services, had it any more
+        services = _services(ros_harness)
         assert not {name for name in services if name.endswith(("/change_state", "/get_state"))}, services
     finally:
         assert node.stop() == 0, node.output

@@ -110,10 +110,16 @@ def share_tensors(root: Path, graphs: Sequence[str]) -> Path:
     in four), so one deduplicated ``tensors.bin`` plus small graph files is a fraction of
     14 self-contained files — small enough to ship in the repository. ONNX Runtime, the
     TensorRT parser and ``onnx.checker`` read external data relative to the graph file.
+
+    A graph may already keep its tensors in ``tensors.bin`` (a folder gaining graphs, see
+    :mod:`binseg_ros.engines.quantize`): the new file is written beside the old one, which every
+    graph is read from, and replaces it at the end. Graphs shared before in the same order keep
+    their offsets, so their files come out as they were.
     """
     blob_path = root / TENSORS_NAME
+    partial = blob_path.with_name(f".{TENSORS_NAME}.partial")
     stored: dict[tuple[str, int, tuple[int, ...]], tuple[int, int]] = {}
-    with blob_path.open("wb") as blob:
+    with partial.open("wb") as blob:
         for name in graphs:
             model = onnx.load(root / name)
             for tensor in model.graph.initializer:
@@ -130,6 +136,7 @@ def share_tensors(root: Path, graphs: Sequence[str]) -> Path:
                 tensor.ClearField("raw_data")
                 tensor.data_location = onnx.TensorProto.EXTERNAL
             onnx.save(model, root / name)
+    partial.replace(blob_path)
     for name in graphs:
         onnx.checker.check_model(str(root / name), full_check=True)
     return blob_path

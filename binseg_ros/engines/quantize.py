@@ -112,15 +112,12 @@ def quantize_engine_folder(
 ) -> Manifest:
     """Add the ``matmul-int8`` form of every subset to ``manifest``'s folder; the saved manifest.
 
-    The existing graphs are made self-contained again first, then every graph's tensors are
-    shared anew in the manifest's order, existing graphs first: they keep their offsets, so
-    their files and the start of ``tensors.bin`` come out as they were.
+    Every graph's tensors are then shared anew in the manifest's order, existing graphs first:
+    they keep their offsets, so their files and the start of ``tensors.bin`` come out as they were.
     """
     root = manifest.root
     entries = list(manifest.subsets.values())
     existing = [ref.file for entry in entries for form, ref in entry.onnx.items() if form != INT8_FORM]
-    for name in existing:
-        onnx.save(onnx.load(str(root / name)), str(root / name))  # external data read back in
     for entry in tqdm(entries, desc="quantize", unit="graph", disable=not progress):
         quantize_subset(manifest, entry.subset, frames, root / onnx_filename(entry.subset, INT8_FORM))
     quantized = [onnx_filename(entry.subset, INT8_FORM) for entry in entries]

@@ -9,7 +9,10 @@ metric's range (a fraction's 1) as its degraded side. Overlapping ranges are an 
 metric cannot tell the two apart. Then every kind goes through a gate with the fitted limits
 (``frozen`` as a repeat of the previous frame while the other sensors move on) and the share
 caught, with its reasons, is printed beside the share of clean frames that pass, and the
-gate's cost per modality. The printed values are what the defaults in ``core/quality.py`` are.
+gate's cost per modality, in two parts: judging the measuring view (metrics and repeat check:
+all the gate adds where the engine's input size is the measuring size, since the segmenter
+hands it preprocessing's resize) and making that view (the gate's own resize at any other
+input size). The printed values are what the defaults in ``core/quality.py`` are.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ FITTED_ON: dict[str, tuple[str, ...]] = {
 CLEAN = "clean"
 Images = dict[str, np.ndarray]
 Samples = dict[str, list[dict[str, float]]]  # "modality:case" → the metrics of each frame
+Cost = dict[str, dict[str, float]]  # part of the gate's work ("judge", "view") → modality → median ms
 
 
 def register(verbs: Verbs) -> None:
@@ -70,8 +74,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         raise InputError(f"gate fit needs at least 2 frames (frozen repeats the previous one), got {len(ids)}")
     samples, cost = _measure_all(args.data, ids, args.seed)
     config = _fit(samples)
-    print(f"\ngate cost per frame at the measuring size (view + metrics + repeat check, median of {len(ids)}):")
-    print("  " + ", ".join(f"{m} {ms:.3f} ms" for m, ms in cost.items()))
+    _print_cost(cost, len(ids) - 1)
     print("\nthrough a gate with these limits (each case after a clean frame; frozen at its first repeat):")
     for case, line in _verify(args.data, ids, args.seed, config):
         print(f"  {case:<20} {line}")
@@ -98,26 +101,45 @@ def _camera_sets(root: Path, ids: Sequence[str], seed: int) -> Iterator[tuple[Im
         previous = frame
 
 
-def _measure_all(root: Path, ids: Sequence[str], seed: int) -> tuple[Samples, dict[str, float]]:
-    """Metrics per ``modality:case`` (``rgb:clean``, ``rgb:dark``, ...) and the median gate cost per modality (ms)."""
+def _measure_all(root: Path, ids: Sequence[str], seed: int) -> tuple[Samples, Cost]:
+    """Metrics per ``modality:case`` (``rgb:clean``, ``rgb:dark``, ...) and the gate's cost on
+    the clean frames: judging the view (metrics + repeat check) and making it, timed apart."""
     from binseg_ros.core.quality import measure, measuring_view, same_view
     from binseg_ros.modalities import MODALITIES
 
     samples: Samples = {}
-    times: dict[str, list[float]] = {m: [] for m in MODALITIES}
+    times: dict[str, dict[str, list[float]]] = {part: {m: [] for m in MODALITIES} for part in ("judge", "view")}
     for previous, cases in _camera_sets(root, ids, seed):
         for modality in MODALITIES:
             last = measuring_view(modality, previous[modality])
             start = time.perf_counter()
             view = measuring_view(modality, cases[CLEAN][modality])
-            samples.setdefault(f"{modality}:{CLEAN}", []).append(measure(modality, view))
+            viewed = time.perf_counter()
+            metrics = measure(modality, view)
             same_view(view, last)
-            times[modality].append(time.perf_counter() - start)
+            judged = time.perf_counter()
+            times["view"][modality].append(viewed - start)
+            times["judge"][modality].append(judged - viewed)
+            samples.setdefault(f"{modality}:{CLEAN}", []).append(metrics)
         for case, images in cases.items():
             modality = case.split(":")[0]
             if case != CLEAN:
                 samples.setdefault(case, []).append(measure(modality, measuring_view(modality, images[modality])))
-    return samples, {m: float(np.median(t)) * 1e3 for m, t in times.items()}
+    cost = {part: {m: float(np.median(t)) * 1e3 for m, t in per.items()} for part, per in times.items()}
+    return samples, cost
+
+
+def _print_cost(cost: Cost, frames: int) -> None:
+    """The gate's cost per modality, judging and viewing apart (see the module doc)."""
+    from binseg_ros.core.quality import MEASURE_SIZE
+
+    size = "×".join(map(str, MEASURE_SIZE))
+    print(f"\ngate cost per frame (median of {frames} frames at their camera size):")
+    for part, what in (
+        ("judge", f"judging the {size} view (metrics + repeat check; all it adds at a {size} engine input)"),
+        ("view", "making the view (preprocessing's resize there; the gate's own at other input sizes)"),
+    ):
+        print(f"  {what}:\n    " + ", ".join(f"{m} {ms:.3f} ms" for m, ms in cost[part].items()))
 
 
 @dataclass(frozen=True)

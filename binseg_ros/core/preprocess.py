@@ -10,6 +10,10 @@ float at full size: depth with nearest-neighbour (exact in any type, and invalid
 are never blended into fake depths at object edges); RGB with area averaging in uint8 (it
 rounds to the nearest of 255 levels). Thermal is area-averaged in float32: a frame's
 contrast is a few tens of counts, and rounding to whole counts would eat into it.
+
+:func:`resized` is that first step on its own, because the quality gate judges the same
+image (:func:`binseg_ros.core.quality.measuring_view`): where the engine's input size is the
+gate's measuring size, the segmenter resizes each frame once and hands the result to both.
 """
 
 from __future__ import annotations
@@ -34,17 +38,29 @@ def resize(image: np.ndarray, size: tuple[int, int], interpolation: int) -> np.n
     return cv2.resize(image, (width, height), interpolation=interpolation)
 
 
-def prepare_frame(frame: Frame, size: tuple[int, int]) -> np.ndarray:
-    """One frame as a ``[1, C, H, W]`` float32 network input at ``size`` (height, width)."""
-    data = frame.data.astype(np.float32) if frame.modality in FLOAT_RESIZE else frame.data
-    resized = resize(data, size, INTERPOLATION[frame.modality])
-    chw = resized.transpose(2, 0, 1) if resized.ndim == 3 else resized[None]
+def resized(modality: str, data: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A ``modality`` image as decoded, at ``size`` (height, width): in its own type, thermal in
+    float32, with the modality's interpolation; the input itself when already that size (never
+    written to: the quality gate keeps it to compare with the next frame)."""
+    data = data.astype(np.float32) if modality in FLOAT_RESIZE else data
+    return resize(data, size, INTERPOLATION[modality])
+
+
+def to_input(frame: Frame, image: np.ndarray) -> np.ndarray:
+    """``image`` (``frame``'s data as :func:`resized` made it) as a ``[1, C, H, W]`` float32
+    network input in sensor units; always a new array, so ``image`` is left as it was."""
+    chw = image.transpose(2, 0, 1) if image.ndim == 3 else image[None]
     values = np.array(chw[None], dtype=np.float32, order="C")
     if frame.scale != 1.0:
         values *= np.float32(frame.scale)
     if frame.offset != 0.0:
         values += np.float32(frame.offset)
     return values
+
+
+def prepare_frame(frame: Frame, size: tuple[int, int]) -> np.ndarray:
+    """One frame as a ``[1, C, H, W]`` float32 network input at ``size`` (height, width)."""
+    return to_input(frame, resized(frame.modality, frame.data, size))
 
 
 def prepare_inputs(subset: Subset, frames: Mapping[str, Frame], size: tuple[int, int]) -> dict[str, np.ndarray]:

@@ -8,12 +8,16 @@ hands the gate every set it takes, registered (what the network sees); the gate 
 the frames that fail, so the set is segmented by the engine of the modalities that still see
 (the segmenter runs exactly the subset present).
 
-Metrics are computed on the frame resized to :data:`MEASURE_SIZE` (one resize, in the image's
-own type, with the interpolation preprocessing uses), because the limits are only valid at the
-size they were fitted at (noise and blur measures change with scale), whatever the engine's
-input size; at the shipped engines' 240×320 it is the image the network sees. The limits'
-defaults are fitted on MM5's training split by ``binseg gate fit`` (README, "Sensor quality
-gate"). Each modality's :data:`CHECKS` run in order and the first failure names the reason.
+Metrics are computed on the frame resized to :data:`MEASURE_SIZE` exactly as preprocessing
+resizes it (:func:`~binseg_ros.core.preprocess.resized`: the modality's interpolation, in the
+image's own type, thermal in float32), because the limits are only valid at the size they were
+fitted at (noise and blur measures change with scale), whatever the engine's input size. At
+the shipped engines' 240×320 that image is the one the network is fed, so the segmenter
+resizes each frame once and hands the result to the gate as well (a second resize per frame
+costs about as much as the gate's own work, for depth several times more); at any other input
+size the gate makes its own. The limits' defaults are fitted on MM5's training split by
+``binseg gate fit`` (README, "Sensor quality gate"). Each modality's :data:`CHECKS` run in
+order and the first failure names the reason.
 
 ``frozen`` is a frame identical to that modality's previous one while another modality of
 the set changed: a stuck driver among live ones. When every image repeats, a static scene
@@ -35,7 +39,7 @@ import cv2
 import numpy as np
 
 from binseg_ros.core.frame import FrameSet
-from binseg_ros.core.preprocess import INTERPOLATION, resize
+from binseg_ros.core.preprocess import resized
 from binseg_ros.errors import ConfigError
 from binseg_ros.modalities import MODALITIES, NO_SUBSET, Subset
 
@@ -72,7 +76,7 @@ class QualityConfig:
     max_detail_ratio: float = 2.47  # rgb: mean |Laplacian| at full over half size; above = noisy
     min_detail_ratio: float = 0.789  # below = blurred
     min_valid_fraction: float = 0.609  # depth
-    min_thermal_std: float = 7.49  # thermal, raw counts
+    min_thermal_std: float = 7.48  # thermal, raw counts
     max_saturated_fraction: float = 0.5  # thermal: pixels at the image's maximum
     readmit_frames: int = 3  # consecutive passing frames that readmit a degraded modality
     frozen_frames: int = 3  # repeats in a row that make a frozen image (drivers republish at 2-3x)
@@ -134,22 +138,29 @@ black or washed-out image has no detail worth measuring."""
 
 
 def measuring_view(modality: str, data: np.ndarray) -> np.ndarray:
-    """``data`` (a frame's image as decoded) at :data:`MEASURE_SIZE`, in its own type."""
-    return resize(data, MEASURE_SIZE, INTERPOLATION[modality])
+    """``data`` (a frame's image as decoded) at :data:`MEASURE_SIZE`, as preprocessing resizes it."""
+    return resized(modality, data, MEASURE_SIZE)
 
 
 def _mean_abs_laplacian(gray: np.ndarray) -> float:
     return float(cv2.norm(cv2.Laplacian(gray, cv2.CV_16S), cv2.NORM_L1)) / gray.size
 
 
+def _count_thresholded(image: np.ndarray, threshold: int, kind: int) -> int:
+    """Samples of a uint8 ``image`` (any channels) above ``threshold`` (``THRESH_BINARY``) or at
+    most it (``THRESH_BINARY_INV``); OpenCV's threshold and count take about half the time of
+    NumPy's comparison and count on a frame fresh from the resize."""
+    samples = image.reshape(image.shape[0], -1)  # channels as columns: countNonZero takes one
+    return int(cv2.countNonZero(cv2.threshold(samples, threshold, 1, kind)[1]))
+
+
 def _rgb(view: np.ndarray) -> Metrics:
     gray = cv2.cvtColor(view, cv2.COLOR_RGB2GRAY)
     fine = _mean_abs_laplacian(gray)
     coarse = _mean_abs_laplacian(cv2.pyrDown(gray))
-    near_black = cv2.threshold(gray, NEAR_BLACK - 1, 1, cv2.THRESH_BINARY_INV)[1]
     return {
-        "dark_fraction": cv2.countNonZero(near_black) / gray.size,
-        "clipped_fraction": np.count_nonzero(view >= CLIPPED) / view.size,  # of the channel samples
+        "dark_fraction": _count_thresholded(gray, NEAR_BLACK - 1, cv2.THRESH_BINARY_INV) / gray.size,
+        "clipped_fraction": _count_thresholded(view, CLIPPED - 1, cv2.THRESH_BINARY) / view.size,  # channel samples
         "structure": coarse,
         "detail_ratio": fine / coarse if coarse else 0.0,
     }
@@ -243,15 +254,22 @@ class QualityGate:
         self.required = required
         self._tracks = {m: _Track() for m in MODALITIES}
 
-    def __call__(self, frameset: FrameSet) -> GateResult:
+    def __call__(self, frameset: FrameSet, views: Mapping[str, np.ndarray] | None = None) -> GateResult:
         """The set without the frames of degraded modalities; the anchor becomes the first kept
-        modality in canonical order, as if the left-out frames had never arrived."""
+        modality in canonical order, as if the left-out frames had never arrived.
+
+        ``views``: each frame's :func:`measuring_view`, already made by the caller (preprocessing's
+        resize when the engine's input size is :data:`MEASURE_SIZE`), so no frame is resized
+        twice; None: the gate makes them. They are kept, unchanged, for the next set's repeat check.
+        """
         config = self.config
-        views = {m: measuring_view(m, frame.data) for m, frame in frameset.frames.items()}
-        repeated = {m: self._tracks[m].repeats(view) for m, view in views.items()}
+        if views is None:
+            views = {m: measuring_view(m, frame.data) for m, frame in frameset.frames.items()}
+        repeated = {m: self._tracks[m].repeats(views[m]) for m in frameset.frames}
         changed = any(r is False for r in repeated.values())  # another sensor saw something new
         left_out: dict[str, Reason] = {}
-        for modality, view in views.items():
+        for modality in frameset.frames:
+            view = views[modality]
             failure = first_failure(modality, measure(modality, view, frameset.frames[modality].scale), config)
             frozen = repeated[modality] is True and self._tracks[modality].repeated >= config.frozen_frames
             if failure is None and frozen and changed:

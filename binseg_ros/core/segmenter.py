@@ -3,7 +3,9 @@
 The node and the bag evaluator both call :class:`Segmenter`, so a frame set gives the
 same mask whichever adapter it came through. The gate (:mod:`binseg_ros.core.quality`) is the
 caller's, since it remembers the stream; it judges registered frames, which is what the
-network sees (a depth camera wider than the reference leaves its unseen part out).
+network sees (a depth camera wider than the reference leaves its unseen part out). Every frame
+is resized to the engine's input before the gate: where that is the gate's measuring size
+(the shipped engines), the gate judges those very images instead of resizing each frame again.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ import numpy as np
 from binseg_ros.backends.base import Backend
 from binseg_ros.core.frame import FrameSet
 from binseg_ros.core.postprocess import DEFAULT_THRESHOLD, to_mask, upscale
-from binseg_ros.core.preprocess import prepare_inputs
-from binseg_ros.core.quality import QualityGate, Reason
+from binseg_ros.core.preprocess import resized, to_input
+from binseg_ros.core.quality import MEASURE_SIZE, QualityGate, Reason
 from binseg_ros.errors import ConfigError
 from binseg_ros.modalities import CHANNELS, Subset
 
@@ -74,9 +76,16 @@ class Segmenter:
         register: Register | None = None,
     ) -> None:
         self.backend = backend
-        self.input_size = input_size
+        self._input_size = input_size
+        self._gate_shares_resize = input_size == MEASURE_SIZE  # the gate judges the engine's inputs
         self.threshold = threshold
         self.register = register
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(height, width) of the engine's inputs; fixed, since whether the gate shares the
+        resize to it was decided with it."""
+        return self._input_size
 
     @property
     def threshold(self) -> float:
@@ -108,13 +117,14 @@ class Segmenter:
         if self.register is not None:
             frameset = self.register(frameset)
         registered = time.perf_counter()
+        images = {m: resized(m, frame.data, self.input_size) for m, frame in frameset.frames.items()}
         left_out: dict[str, Reason] = {}
         if gate is not None:
-            judged = gate(frameset)
+            judged = gate(frameset, images if self._gate_shares_resize else None)
             if judged.frameset is None:
                 raise NothingLeft(judged.left_out)
             frameset, left_out = judged.frameset, judged.left_out
-        inputs = prepare_inputs(frameset.subset, frameset.frames, self.input_size)
+        inputs = {m: to_input(frameset.frames[m], images[m]) for m in frameset.subset}
         prepared = time.perf_counter()
         probability = self.backend.run(inputs)
         inferred = time.perf_counter()

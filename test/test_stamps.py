@@ -89,6 +89,8 @@ HEALTHY = RuntimeStatus(
     published={},
     mismatched={},
     misses=dict.fromkeys(MODALITIES, Misses()),
+    recent_misses=dict.fromkeys(MODALITIES, Misses()),
+    miss_span=2.0,
     bad_stamps=dict.fromkeys(MODALITIES, 0),
     recent_bad_stamps=dict.fromkeys(MODALITIES, 0),
     clock_jumps={},
@@ -143,3 +145,23 @@ def test_clock_jumps_are_counted_per_sensor():
     assert _values(statuses["segmentation"])["clock_jumps.rgb"] == "2"
     assert _values(statuses["rgb"])["clock_jumps"] == "2" and _values(statuses["depth"])["clock_jumps"] == "0"
     assert "clock_jumps.depth" not in _values(statuses["segmentation"])
+
+
+def test_a_sensor_that_missed_sets_lately_is_warn_with_its_recent_miss_rate():
+    """Between relapses a flapping sensor is back in the sets (OK to the synchroniser); a status
+    taken then still says it keeps missing them."""
+    flapping = dataclasses.replace(
+        HEALTHY,
+        misses={**HEALTHY.misses, "thermal": Misses(missed=300, expected=900)},
+        recent_misses={**HEALTHY.recent_misses, "thermal": Misses(missed=28, expected=60)},
+    )
+    statuses = _statuses(flapping)
+    thermal = statuses["thermal"]
+    assert thermal.level == DiagnosticStatus.WARN
+    assert thermal.message == "thermal missed 28 of 60 sets in the last 2 s (47%)"
+    overall = statuses["segmentation"]
+    assert overall.level == DiagnosticStatus.WARN
+    assert overall.message == "running on rgb+depth+thermal (thermal missed 28 of 60 sets in the last 2 s (47%))"
+    steady = dataclasses.replace(flapping, recent_misses=HEALTHY.recent_misses)  # its old misses are history
+    assert _statuses(steady)["thermal"].level == DiagnosticStatus.OK
+    assert _statuses(steady)["segmentation"].level == DiagnosticStatus.OK

@@ -11,15 +11,15 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from binseg_ros.cli.args import parse_size
+from binseg_ros.cli.args import parse_size, positive_float
 
 if TYPE_CHECKING:
     from binseg_ros.cli.args import Verbs
 
 
 def register(verbs: Verbs) -> None:
-    """Add ``bench`` and its benches (model, precision, node, frequency, gpu-network, gpu-pipeline, registration,
-    transport)."""
+    """Add ``bench`` and its benches (model, precision, node, soak, frequency, gpu-network, gpu-pipeline,
+    registration, transport)."""
     bench = verbs.add_parser("bench", help="benchmarks (latency ratios against a baseline in the same run)")
     benches = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
     model = benches.add_parser("model", help="ONNX Runtime CPU latency per subset vs torch eager")
@@ -43,6 +43,14 @@ def register(verbs: Verbs) -> None:
         "--calibration", type=Path, metavar="RIG", help="rig file: frames rendered into its cameras, registration timed"
     )
     node.set_defaults(func=cmd_bench_node)
+    soak = benches.add_parser("soak", help="segment_node for N minutes at 30 Hz under a minute-long cycle of faults")
+    soak.add_argument("--engine-dir", type=Path, help="engine folder (default: the installed model)")
+    soak.add_argument("--minutes", type=positive_float, default=60.0, help="run length (the fault cycle is 1 minute)")
+    soak.add_argument("--rate", type=positive_float, default=30.0, help="camera rate in Hz (three sensors)")
+    soak.add_argument(
+        "--out", type=Path, default=Path("build/soak"), help="report folder: soak.md, CSVs, plot, node log"
+    )
+    soak.set_defaults(func=cmd_bench_soak)
     frequency = benches.add_parser("frequency", help="GPU: frequency-branch kernel vs cuFFT vs matmul per plane")
     frequency.add_argument("--runs", type=int, default=100, help="timed runs per case (median reported)")
     frequency.add_argument("--warmup", type=int, default=10)
@@ -95,6 +103,14 @@ def cmd_bench_node(args: argparse.Namespace) -> int:
 
         rig = load_rig(args.calibration)
     return run_node_bench(open_engine_folder(args.engine_dir), args.runs, args.count, args.rate, rig)
+
+
+def cmd_bench_soak(args: argparse.Namespace) -> int:
+    """segment_node under load and a cycle of faults: memory, latency drift, faults survived, messages accounted."""
+    from binseg_ros.engines.locate import open_engine_folder
+    from binseg_ros.ros.soak import run_soak
+
+    return run_soak(open_engine_folder(args.engine_dir), args.minutes, args.rate, args.out)
 
 
 def cmd_bench_frequency(args: argparse.Namespace) -> int:

@@ -37,6 +37,28 @@ class Misses:
     expected: int = 0
 
 
+class RecentMisses:
+    """Each modality's misses over the last ``window`` seconds, from the running totals
+    (:class:`Misses`) sampled at every status: what diagnostics warn about while a sensor keeps
+    missing sets. The synchroniser's bench is a poor witness of that on its own: between two
+    relapses a flapping sensor is back in the sets, and a status taken at a fixed rate can fall
+    at that moment every time (a 2 Hz flap beside a 1 Hz status)."""
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self._samples: deque[tuple[float, dict[str, Misses]]] = deque()
+
+    def update(self, now: float, totals: dict[str, Misses]) -> tuple[dict[str, Misses], float]:
+        """Record ``totals`` at ``now`` (seconds); the misses since the newest earlier sample at
+        least ``window`` old (or the oldest, early on), and how many seconds that is."""
+        self._samples.append((now, totals))
+        while len(self._samples) > 1 and self._samples[1][0] <= now - self.window:
+            self._samples.popleft()
+        then, old = self._samples[0]
+        recent = {m: Misses(t.missed - old[m].missed, t.expected - old[m].expected) for m, t in totals.items()}
+        return recent, now - then
+
+
 class _Seen(NamedTuple):
     """A frame as its cadence keeps it, ns."""
 

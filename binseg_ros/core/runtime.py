@@ -24,6 +24,7 @@ from typing import cast
 from binseg_ros.core.compressed import CompressedMessage, compressed_to_frame, is_compressed
 from binseg_ros.core.drops import DropReason
 from binseg_ros.core.frame import Arrival, Frame, FrameSet
+from binseg_ros.core.gaps import RecentMisses
 from binseg_ros.core.messages import ConversionError, ImageMessage, ThermalUnits, to_frame
 from binseg_ros.core.quality import QualityConfig, QualityGate, Reason
 from binseg_ros.core.segmenter import NothingLeft, Register, Segmentation, Segmenter
@@ -37,6 +38,9 @@ LOG = logging.getLogger(__name__)
 RECENT_S = 5.0
 """Seconds over which a sensor's bad stamps are recent: diagnostics warn while there are any,
 and stop once its driver stamps well again."""
+MISS_WINDOW_S = 2.0
+"""Seconds over which a sensor's missed sets are recent: two statuses at the default 1 s period,
+so every miss is in one; short, so a sensor that returned from the dead is OK again soon."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,8 @@ class RuntimeStatus:
     published: dict[str, int]
     mismatched: dict[str, tuple[tuple[int, int], tuple[int, int]]]  # modality → (expected, got) size, last seen
     misses: dict[str, Misses]  # modality → sets it had no frame for, of those it was expected in
+    recent_misses: dict[str, Misses]  # of those, in the last miss_span seconds
+    miss_span: float  # seconds recent_misses cover: MISS_WINDOW_S or a little more (0 at the first status)
     bad_stamps: dict[str, int]  # modality → images dropped as bad_stamp, in all
     recent_bad_stamps: dict[str, int]  # modality → of those, in the last RECENT_S seconds
     clock_jumps: dict[str, int]  # modality → times its stamps went back and it started afresh
@@ -101,6 +107,7 @@ class SegmentationRuntime:
         self._input_rates = {m: RateMeter() for m in MODALITIES}
         self._bad_stamps = {m: RateMeter(RECENT_S) for m in MODALITIES}
         self._reconfigure_lock = threading.Lock()
+        self._recent_misses = RecentMisses(MISS_WINDOW_S)
         self._output_rate = RateMeter()
         self.latency = LatencyWindow()
         self.masks = 0
@@ -192,6 +199,9 @@ class SegmentationRuntime:
             drops, sanitized, published = dict(self._drops), dict(self._sanitized), dict(self._published)
             degraded_frames, gated = dict(self._degraded), {m: r.value for m, r in self._gated.items()}
         running = canonical(m for m in active if m not in gated)
+        misses = self.sync.misses()
+        with self._counter_lock:
+            recent_misses, miss_span = self._recent_misses.update(mono, misses)
         return RuntimeStatus(
             health=self.sync.health(now_ns),
             active=active,
@@ -212,7 +222,9 @@ class SegmentationRuntime:
             degraded_frames=degraded_frames,
             published=published,
             mismatched=dict(self.sync.mismatched),
-            misses=self.sync.misses(),
+            misses=misses,
+            recent_misses=recent_misses,
+            miss_span=miss_span,
             bad_stamps={m: meter.total for m, meter in self._bad_stamps.items()},
             recent_bad_stamps={m: meter.count(mono) for m, meter in self._bad_stamps.items()},
             clock_jumps=self.sync.jumps(),

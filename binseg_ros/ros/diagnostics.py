@@ -46,6 +46,7 @@ def build_diagnostics(
         "latency_p50_ms": status.latency_p50 * 1e3 if not math.isnan(status.latency_p50) else "n/a",
         "latency_p95_ms": status.latency_p95 * 1e3 if not math.isnan(status.latency_p95) else "n/a",
         "sets": status.sets,
+        "frames_in_sets": status.frames_in_sets,
         "masks": status.masks,
         **{f"frames_in.{m}": status.frames_in[m] for m in subscribed},
         **{f"drops.{reason}": count for reason, count in sorted(status.drops.items())},
@@ -72,14 +73,28 @@ def _missing_sets(status: RuntimeStatus, modality: str) -> str:
     return f"missed {misses.missed} of {misses.expected} sets ({misses.missed / max(1, misses.expected):.0%})"
 
 
+def _recently_missed(status: RuntimeStatus, modality: str) -> str | None:
+    """``"thermal missed 28 of 60 sets in the last 2 s (47%)"`` for an OK sensor that keeps missing
+    sets between its returns (a flap faster than the synchroniser's bench shows), else None."""
+    recent = status.recent_misses[modality]
+    if status.health[modality] is not Health.OK or modality in status.degraded or not recent.missed:
+        return None
+    share = recent.missed / max(1, recent.expected)
+    last = f"the last {status.miss_span:.0f} s"
+    return f"{modality} missed {recent.missed} of {recent.expected} sets in {last} ({share:.0%})"
+
+
 def _sensor(status: RuntimeStatus, node_name: str, modality: str, topic: str) -> DiagnosticStatus:
-    """The synchroniser's health; an OK sensor the quality gate leaves out is WARN, with why."""
+    """The synchroniser's health; an OK sensor the quality gate leaves out, or one that missed
+    sets lately, is WARN, with why."""
     health = status.health[modality]
     level, message = LEVELS[health], health.value
     if health is Health.OK and modality in status.degraded:
         level, message = DiagnosticStatus.WARN, _degraded(status, modality)
     elif health is Health.RECOVERING and status.misses[modality].missed:
         message = f"{health.value}: {_missing_sets(status, modality)}"
+    elif (missed := _recently_missed(status, modality)) is not None:
+        level, message = DiagnosticStatus.WARN, missed
     level, message = _bad_stamps(status, modality, level, message)
     values = {
         "frames_in": status.frames_in[modality],
@@ -107,8 +122,9 @@ def _bad_stamps(status: RuntimeStatus, modality: str, level: bytes, message: str
 
 
 def _overall(status: RuntimeStatus, subscribed: Subset) -> tuple[bytes, str]:
-    """OK with every subscribed modality running, WARN while falling back to fewer (stale, or
-    left out by the quality gate), ERROR when a required modality is missing or none runs."""
+    """OK with every subscribed modality running and in its sets, WARN while falling back to
+    fewer (stale, or left out by the quality gate) or while one keeps missing sets, ERROR when a
+    required modality is missing or none runs."""
     stale = canonical(m for m in subscribed if status.health[m] is Health.STALE)
     returning = [
         f"{m} {_missing_sets(status, m) if status.misses[m].missed else 'recovering'}"
@@ -116,7 +132,8 @@ def _overall(status: RuntimeStatus, subscribed: Subset) -> tuple[bytes, str]:
         if status.health[m] is Health.RECOVERING
     ]
     degraded = [_degraded(status, m) for m in status.active if m in status.degraded]
-    why = "; ".join(([f"{subset_name(stale)} stale"] if stale else []) + returning + degraded)
+    missing = [missed for m in subscribed if (missed := _recently_missed(status, m)) is not None]
+    why = "; ".join(([f"{subset_name(stale)} stale"] if stale else []) + returning + degraded + missing)
     because = f" ({why})" if why else ""
     if status.required_missing:
         return DiagnosticStatus.ERROR, f"required modality missing: {subset_name(status.required_missing)}{because}"
@@ -125,7 +142,8 @@ def _overall(status: RuntimeStatus, subscribed: Subset) -> tuple[bytes, str]:
     if not status.running:
         return DiagnosticStatus.ERROR, f"no usable modality{because}"
     if why:
-        return DiagnosticStatus.WARN, f"fallback to {subset_name(status.running)}{because}"
+        lead = "running on" if status.running == canonical(subscribed) else "fallback to"
+        return DiagnosticStatus.WARN, f"{lead} {subset_name(status.running)}{because}"
     return DiagnosticStatus.OK, f"running on {subset_name(status.running)}"
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from builtin_interfaces.msg import Time
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.node import Node
 from rclpy.publisher import Publisher
 from rclpy.qos import qos_profile_sensor_data
@@ -51,12 +51,15 @@ class FramePlayer(Node):
         self.masks: list[ReceivedMask] = []
         self.diagnostics: list[DiagnosticArray] = []
         self.create_subscription(Image, f"/{target}/mask", self._on_mask, 50)
-        self.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 50)
+        self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 50)
 
     def _on_mask(self, msg: Image) -> None:
         data = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.width).copy()
         stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
         self.masks.append(ReceivedMask(stamp, msg.header.frame_id, (msg.height, msg.width), msg.encoding, data))
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        self.diagnostics.append(msg)
 
     def spin_for(self, seconds: float) -> None:
         """Serve callbacks (masks, diagnostics) for ``seconds`` of wall time."""
@@ -105,11 +108,16 @@ class FramePlayer(Node):
 
     def statuses(self, suffix: str, since: int = 0) -> list[dict[str, object]]:
         """Key/values (+ ``level``, ``message``) of each status named ``*: suffix`` from index ``since``."""
-        found = []
-        for array in self.diagnostics[since:]:
-            for status in array.status:
-                if status.name.endswith(f": {suffix}"):
-                    values: dict[str, object] = {kv.key: kv.value for kv in status.values}
-                    values.update(level=int.from_bytes(status.level, "little"), message=status.message)
-                    found.append(values)
-        return found
+        return [
+            status_values(status)
+            for array in self.diagnostics[since:]
+            for status in array.status
+            if status.name.endswith(f": {suffix}")
+        ]
+
+
+def status_values(status: DiagnosticStatus) -> dict[str, object]:
+    """A status's key/values, with its ``level`` (an int) and ``message``."""
+    values: dict[str, object] = {kv.key: kv.value for kv in status.values}
+    values.update(level=int.from_bytes(status.level, "little"), message=status.message)
+    return values

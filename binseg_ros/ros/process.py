@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 from binseg_ros.engines.locate import candidate_roots
@@ -66,16 +67,20 @@ class NodeProcess:
         engine_dir: Path | str,
         env: dict[str, str] | None = None,
         remaps: dict[str, str] | None = None,
+        log: str | Path | None = None,
         **params: object,
     ) -> None:
+        """``log``: a file for the child's output instead of a pipe, for runs long enough to fill one."""
         args = [sys.executable, "-m", "binseg_ros.ros.segment_node", "--ros-args", "-p", f"engine_dir:={engine_dir}"]
         for name, value in params.items():
             args += ["-p", f"{name}:={str(value).lower() if isinstance(value, bool) else value}"]
         for source, target in (remaps or {}).items():
             args += ["-r", f"{source}:={target}"]
-        self.process = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})}
-        )
+        self._log = Path(log) if log is not None else None
+        with open(log, "w") if log is not None else nullcontext(subprocess.PIPE) as stdout:
+            self.process = subprocess.Popen(
+                args, stdout=stdout, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})}
+            )
         self.output = ""
 
     def stop(self, timeout: float = 10.0) -> int:
@@ -86,10 +91,12 @@ class NodeProcess:
 
     def wait(self, timeout: float = 20.0) -> int:
         """Wait for the child to exit (killing it after ``timeout``); returns the exit code, keeps its output."""
+        note = ""
         try:
-            self.output, _ = self.process.communicate(timeout=timeout)
+            out, _ = self.process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            self.output, _ = self.process.communicate()
-            self.output += f"\n[killed after {timeout:.0f} s without exiting]"
+            out, _ = self.process.communicate()
+            note = f"\n[killed after {timeout:.0f} s without exiting]"
+        self.output = (self._log.read_text() if self._log is not None else out) + note
         return self.process.returncode

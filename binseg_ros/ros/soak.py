@@ -1,0 +1,387 @@
+"""``binseg bench soak``: ``segment_node`` for many minutes at a camera rate with three sensors,
+the same cycle of faults every minute (:data:`binseg_ros.bench.soak.SCHEDULE`), and the node's
+memory, latency and every counter sampled at each minute's end.
+
+The player publishes messages built once (only the header changes per tick), so its own cost
+stays small and steady beside the node's. Latency is the player's: mask received minus RGB
+published, DDS both ways included. Each fault is judged from the node's ``/diagnostics`` (the
+counters just before it and at the end of the clean gap after it), the masks that came back and
+the answers of its parameter service; the accounting at the end, once the node has gone quiet,
+follows every image the player sent into a set or a counted drop, and every set into a mask or a
+counted drop. Judging and reporting are :mod:`binseg_ros.bench.soak`'s.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from collections import Counter, defaultdict, deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rcl_interfaces.srv import SetParameters
+from rclpy.parameter import Parameter
+from rclpy.task import Future
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+from tqdm import tqdm
+
+from binseg_ros.bench.soak import (
+    CLOCK_JUMP_S,
+    CYCLE_S,
+    FLAP_PERIOD_S,
+    SCHEDULE,
+    Accounting,
+    Episode,
+    EpisodeResult,
+    Fault,
+    MinuteRow,
+    Verdict,
+    drift,
+    episode,
+    gap_end,
+    growth,
+    write_report,
+)
+from binseg_ros.core.drops import DropReason
+from binseg_ros.core.frame import NS_PER_S
+from binseg_ros.core.postprocess import DEFAULT_THRESHOLD
+from binseg_ros.datasets import CAMERA_ENCODING, SAMPLE, camera_frames, list_ids, load_frame
+from binseg_ros.engines.manifest import Manifest
+from binseg_ros.modalities import MODALITIES, Subset, subset_name
+from binseg_ros.ros.conversions import to_image
+from binseg_ros.ros.malformed import KINDS as MALFORMED_KINDS
+from binseg_ros.ros.malformed import malformed_image
+from binseg_ros.ros.player import FramePlayer, status_values
+from binseg_ros.ros.process import NodeProcess
+
+EVERY_SENSOR = subset_name(Subset(MODALITIES))
+SOAK_THRESHOLD = 0.6  # the live change; the node starts at DEFAULT_THRESHOLD and returns to it
+QUIET_S = 3.0  # after the last tick: sensors time out, buffers empty, a last /diagnostics goes out
+FUTURE_S = 1000  # the far-future bad stamp, seconds ahead
+Counters = Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One ``/diagnostics`` message as received: status name (after ``node: ``) → its values."""
+
+    at: float  # monotonic receive time
+    statuses: dict[str, dict[str, object]]
+
+    def counters(self) -> dict[str, int]:
+        """The overall status's integer values (sets, masks, frames_in.*, drops.*, degraded.*, ...)."""
+        values = self.statuses.get("segmentation", {})
+        return {k: int(v) for k, v in values.items() if isinstance(v, str) and v.isdigit()}
+
+    def running(self) -> str:
+        return str(self.statuses.get("segmentation", {}).get("running_subset", ""))
+
+    def level(self, modality: str) -> int:
+        return int(self.statuses.get(modality, {}).get("level", -1))  # type: ignore[call-overload]
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of process ``pid`` (Linux ``/proc``); NaN where there is none to read."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return math.nan
+    return next((int(line.split()[1]) / 1024 for line in lines if line.startswith("VmRSS:")), math.nan)
+
+
+def _stamp(ns: int) -> Time:
+    return Time(sec=ns // NS_PER_S, nanosec=ns % NS_PER_S)
+
+
+class SoakPlayer(FramePlayer):
+    """The three cameras, the fault cycle, and what comes back (masks, diagnostics, parameter answers)."""
+
+    def __init__(self, frames: list[dict[str, np.ndarray]], rate: float) -> None:
+        super().__init__(name="binseg_soak_player")
+        blank = Header()
+        self.sets = [{m: to_image(f[m], CAMERA_ENCODING[m], blank) for m in MODALITIES} for f in frames]
+        rgb = frames[0]["rgb"]
+        self.black = to_image(np.zeros_like(rgb), CAMERA_ENCODING["rgb"], blank)
+        self.small = to_image(np.ascontiguousarray(rgb[::2, ::2]), CAMERA_ENCODING["rgb"], blank)
+        self.rate = rate
+        self.start = time.monotonic()
+        self.sent: Counter[str] = Counter()
+        self.odd_sized: Counter[int] = Counter()  # minute → RGB images sent at the other resolution
+        self.anchors: dict[tuple[int, int], float] = {}  # RGB stamp → publish time, until its mask comes
+        self.anchors_per_minute: Counter[int] = Counter()
+        self.latencies: defaultdict[int, list[float]] = defaultdict(list)  # minute → ms
+        self.mask_times: list[float] = []
+        self.snapshots: list[Snapshot] = []
+        self.extra: deque[tuple[str, Image]] = deque()  # injected messages, one per tick after the camera images
+        self.parameter_answers: dict[tuple[int, str], Future] = {}  # (minute, request) → its future
+        self.parameter_service = self.create_client(SetParameters, f"/{self.target}/set_parameters")
+
+    # -- what comes back ---------------------------------------------------------------
+    def _on_mask(self, msg: Image) -> None:
+        now = time.monotonic()
+        self.mask_times.append(now)
+        sent = self.anchors.pop((msg.header.stamp.sec, msg.header.stamp.nanosec), None)
+        if sent is not None:
+            self.latencies[self._minute(now)].append((now - sent) * 1e3)
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        self.snapshots.append(Snapshot(time.monotonic(), {_short(s): status_values(s) for s in msg.status}))
+
+    # -- the cycle ---------------------------------------------------------------------
+    def run(self, minutes: float, node: NodeProcess) -> tuple[list[MinuteRow], list[EpisodeResult]]:
+        """Play ``minutes`` of the cycle, a row and the judged episodes per minute; stops early if the node exits."""
+        rows: list[MinuteRow] = []
+        results: list[EpisodeResult] = []
+        total_s = minutes * 60.0
+        self.start = time.monotonic()
+        tick, previous = 0, -1.0
+        with tqdm(total=math.ceil(total_s), unit="s", desc="soak") as bar:
+            while (t := tick / self.rate) < total_s:
+                self.spin_for(max(0.0, self.start + t - time.monotonic()))
+                minute, t_in = int(t // CYCLE_S), t % CYCLE_S
+                if t_in < previous:  # a new cycle: the one before is complete
+                    rows.append(self._sample(minute - 1, node))
+                    results += self._judge(minute - 1, node, CYCLE_S)
+                    if node.process.poll() is not None:
+                        return rows, results
+                self._tick(tick, minute, previous, t_in)
+                previous = t_in
+                tick += 1
+                bar.update(int(t) - bar.n)
+            self.spin_for(max(0.0, self.start + total_s - time.monotonic()))
+            bar.update(bar.total - bar.n)
+        last = math.ceil(total_s / CYCLE_S) - 1
+        rows.append(self._sample(last, node))
+        results += self._judge(last, node, total_s - last * CYCLE_S)
+        return rows, results
+
+    def _tick(self, index: int, minute: int, previous: float, t_in: float) -> None:
+        """One set of the three cameras at cycle time ``t_in``, then any one-shot fault due since ``previous``."""
+        frame = self.sets[index % len(self.sets)]
+        jumped = t_in >= episode(Fault.CLOCK_JUMP).start_s
+        ns = self.get_clock().now().nanoseconds - (int(CLOCK_JUMP_S * NS_PER_S) if jumped else 0)
+        for modality in MODALITIES:
+            msg = self._image(modality, frame, t_in)
+            if msg is None:
+                continue
+            msg.header.stamp, msg.header.frame_id = _stamp(ns), f"{modality}_{index}"
+            self._send(modality, msg)
+            if msg is self.small:
+                self.odd_sized[minute] += 1
+            elif modality == "rgb":
+                self.anchors[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = time.monotonic()
+                self.anchors_per_minute[minute] += 1
+        for e in SCHEDULE:
+            if previous < e.start_s <= t_in:
+                self._begin(e.fault, minute, frame)
+            if e.end_s > e.start_s and previous < e.end_s <= t_in:
+                self._end(e.fault, minute)
+        if self.extra:
+            self._send(*self.extra.popleft())
+
+    def _image(self, modality: str, frame: dict[str, Image], t_in: float) -> Image | None:
+        """What the camera publishes at ``t_in``: its frame, a faulty one, or nothing."""
+        if modality == "thermal" and episode(Fault.DEAD).covers(t_in):
+            return None
+        flap = episode(Fault.FLAPPING)
+        if modality == "thermal" and flap.covers(t_in) and (t_in - flap.start_s) % FLAP_PERIOD_S >= FLAP_PERIOD_S / 2:
+            return None
+        if modality == "rgb" and episode(Fault.DEGRADED).covers(t_in):
+            return self.black
+        if modality == "rgb" and episode(Fault.RESOLUTION).covers(t_in):
+            return self.small
+        return frame[modality]
+
+    def _send(self, modality: str, msg: Image) -> None:
+        self.pubs[modality].publish(msg)
+        self.sent[modality] += 1
+
+    def _begin(self, fault: Fault, minute: int, frame: dict[str, Image]) -> None:
+        """Start ``fault``. Its extra messages go out one per tick, as a driver would send them: a
+        burst longer than the node's input queue (``qos.depth``) would be overwritten inside DDS
+        before the node could see, let alone count, it."""
+        now = self.get_clock().now().nanoseconds
+        if fault is Fault.BAD_STAMPS:
+            second = now // NS_PER_S
+            for bad in (
+                Time(sec=-5),
+                Time(),
+                Time(sec=second, nanosec=NS_PER_S + 1),
+                _stamp(now + FUTURE_S * NS_PER_S),
+            ):
+                rgb = copy.deepcopy(frame["rgb"])
+                rgb.header.stamp, rgb.header.frame_id = bad, "bad_stamp"
+                self.extra.append(("rgb", rgb))
+        elif fault is Fault.MALFORMED:
+            header = Header(stamp=_stamp(now), frame_id="malformed")
+            self.extra.extend(("thermal", malformed_image(kind, header)) for kind in MALFORMED_KINDS)
+        elif fault is Fault.PARAMETERS:
+            self._ask(minute, "change", Parameter("threshold", value=SOAK_THRESHOLD))
+            self._ask(minute, "nan", Parameter("modality_timeout", value=math.nan))
+
+    def _end(self, fault: Fault, minute: int) -> None:
+        if fault is Fault.PARAMETERS:
+            self._ask(minute, "restore", Parameter("threshold", value=DEFAULT_THRESHOLD))
+
+    def _ask(self, minute: int, name: str, parameter: Parameter) -> None:
+        """One ``SetParameters`` call, as ``ros2 param set`` makes it; its answer is judged later."""
+        request = SetParameters.Request(parameters=[parameter.to_parameter_msg()])
+        self.parameter_answers[(minute, name)] = self.parameter_service.call_async(request)
+
+    def _accepted(self, minute: int, name: str) -> bool | None:
+        """Whether the call was accepted; None without an answer."""
+        future = self.parameter_answers.get((minute, name))
+        if future is None or not future.done() or future.result() is None:
+            return None
+        return bool(future.result().results[0].successful)
+
+    # -- sampling and judging ------------------------------------------------------------
+    def _minute(self, at: float) -> int:
+        return int((at - self.start) // CYCLE_S)
+
+    def _sample(self, minute: int, node: NodeProcess) -> MinuteRow:
+        """The minute's row; anchors that never got a mask are forgotten after a minute."""
+        t0 = self.start + minute * CYCLE_S
+        stale = [k for k, sent in self.anchors.items() if sent < t0]
+        for key in stale:
+            del self.anchors[key]
+        last = self._before(t0 + CYCLE_S)
+        return MinuteRow(
+            minute=minute,
+            rss_mib=rss_mib(node.process.pid),
+            latencies_ms=self.latencies.pop(minute, []),
+            masks=self._masks_between(t0, t0 + CYCLE_S),
+            anchors=self.anchors_per_minute[minute],
+            counters=last.counters() if last is not None else {},
+        )
+
+    def _before(self, at: float) -> Snapshot | None:
+        return next((s for s in reversed(self.snapshots) if s.at < at), None)
+
+    def _between(self, start: float, end: float) -> list[Snapshot]:
+        return [s for s in self.snapshots if start <= s.at < end]
+
+    def _masks_between(self, start: float, end: float) -> int:
+        return sum(1 for at in self.mask_times if start <= at < end)
+
+    def _judge(self, minute: int, node: NodeProcess, until: float) -> list[EpisodeResult]:
+        """Each episode of ``minute`` whose clean gap ended by ``until`` seconds into it."""
+        t0 = self.start + minute * CYCLE_S
+        return [self._judge_one(e, minute, t0, node) for e in SCHEDULE if gap_end(e) <= until]
+
+    def _judge_one(self, e: Episode, minute: int, t0: float, node: NodeProcess) -> EpisodeResult:
+        start, end, until = t0 + e.start_s, t0 + e.end_s, t0 + gap_end(e)
+        before, after = self._before(start), self._before(until)
+        old, new = (before.counters() if before else {}), (after.counters() if after else {})
+
+        def delta(key: str) -> int:
+            return new.get(key, 0) - old.get(key, 0)
+
+        during = self._between(start, end + 1.0)  # diagnostics go out once a second
+        checks = {
+            "node running": node.process.poll() is None,
+            "kept publishing": self._masks_between(start, until) > 0,
+            "back on every sensor": any(s.running() == EVERY_SENSOR for s in self._between(end, until)),
+        }
+        detail = ""
+        if e.fault is Fault.BAD_STAMPS:
+            checks |= {
+                "bad_stamp +4": delta("drops.bad_stamp") == 4,
+                "no stamp_not_increasing": delta("drops.stamp_not_increasing") == 0,
+            }
+        elif e.fault is Fault.MALFORMED:
+            checks |= {f"{k.value} +1": delta(f"drops.{k.value}") == 1 for k in MALFORMED_KINDS}
+        elif e.fault is Fault.DEAD:
+            checks["fell back without thermal"] = any("thermal" not in s.running() for s in during)
+        elif e.fault is Fault.FLAPPING:
+            checks["thermal WARN while flapping"] = any(s.level("thermal") == _WARN for s in during)
+            anchors = round((e.end_s - e.start_s) * self.rate)
+            detail = f"{self._masks_between(start, end)} masks for {anchors} anchors in the flap"
+        elif e.fault is Fault.DEGRADED:
+            left_out = sum(delta(k) for k in new if k.startswith("degraded.rgb."))
+            checks["rgb left out by the gate"] = left_out > 0 and any("rgb" not in s.running() for s in during)
+            detail = f"{left_out} rgb frames left out"
+        elif e.fault is Fault.RESOLUTION:
+            odd = self.odd_sized[minute]
+            checks["resolution_mismatch = odd-sized images"] = (
+                delta(f"drops.{DropReason.RESOLUTION_MISMATCH.value}") == odd
+            )
+            detail = f"{odd} odd-sized rgb images"
+        elif e.fault is Fault.CLOCK_JUMP:
+            checks |= {f"clock_jumps.{m} +1": delta(f"clock_jumps.{m}") == 1 for m in MODALITIES}
+        elif e.fault is Fault.PARAMETERS:
+            checks |= {
+                f"threshold {SOAK_THRESHOLD} accepted": self._accepted(minute, "change") is True,
+                "NaN modality_timeout refused": self._accepted(minute, "nan") is False,
+                "threshold restored": self._accepted(minute, "restore") is True,
+            }
+        return EpisodeResult(minute, e.fault, checks, detail)
+
+    def account(self) -> Accounting:
+        """Once the node has gone quiet: what became of every message (from its last diagnostics)."""
+        self.spin_for(QUIET_S)
+        last = self.snapshots[-1].counters() if self.snapshots else {}
+        return Accounting(
+            sent=dict(self.sent),
+            frames_in={m: last.get(f"frames_in.{m}", 0) for m in MODALITIES},
+            frames_in_sets=last.get("frames_in_sets", 0),
+            sets=last.get("sets", 0),
+            masks_published=last.get("masks", 0),
+            masks_received=len(self.mask_times),
+            drops={k.removeprefix("drops."): v for k, v in last.items() if k.startswith("drops.")},
+        )
+
+
+_WARN = int.from_bytes(DiagnosticStatus.WARN, "little")
+
+
+def _short(status: DiagnosticStatus) -> str:
+    """``/segment_node: rgb`` → ``rgb``."""
+    return status.name.rpartition(": ")[2]
+
+
+def run_soak(manifest: Manifest, minutes: float, rate: float, out: Path) -> int:
+    """``binseg bench soak``: the run, the report in ``out``; 0 when every goal is met, else 1.
+
+    A node that does not come up raises :class:`binseg_ros.errors.NodeError` (from the player's wait).
+    """
+    import rclpy
+
+    from binseg_ros.ros.process import use_local_ros_environment
+
+    env = use_local_ros_environment()  # before rclpy.init(): the player must find the node on this host
+    out.mkdir(parents=True, exist_ok=True)
+    frames = [camera_frames(load_frame(SAMPLE, i)) for i in list_ids(SAMPLE)]
+    node = NodeProcess(manifest.root, env, log=out / "node.log")
+    rclpy.init()
+    player = SoakPlayer(frames, rate)
+    exit_code: int | None = None
+    try:
+        player.wait_for_target(timeout=60.0)
+        rows, results = player.run(minutes, node)
+        accounting = player.account()
+        player_backend = player.snapshots[-1].statuses["segmentation"].get("backend") if player.snapshots else "?"
+    finally:
+        exit_code = node.stop()
+        player.destroy_node()
+        rclpy.try_shutdown()
+    verdict = Verdict(growth(rows), drift(rows), len(results), sum(r.survived for r in results), accounting, exit_code)
+    height, width = frames[0]["rgb"].shape[:2]
+    header = (
+        f"{minutes:g} min at {rate:g} Hz, three {width}x{height} sensors, model {manifest.model} "
+        f"({manifest.version}) at {manifest.input_size[1]}x{manifest.input_size[0]}, backend {player_backend}, "
+        f"{os.cpu_count()} CPU cores, {time.strftime('%Y-%m-%d %H:%M')}"
+    )
+    report = write_report(out, header, rows, results, verdict)
+    print(f"\n{header}")
+    for goal, measured, ok in verdict.lines():
+        print(f"{'met' if ok else 'NOT MET':>7}  {goal}: {measured}")
+    print(f"report: {report}")
+    return 0 if verdict.met else 1

@@ -1,0 +1,127 @@
+"""``binseg bench soak``: one real minute of the fault cycle against segment_node over DDS, and the
+judging that turns minutes into goals (memory growth, latency drift, accounting)."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+from rosgraph import ros_environment
+
+from binseg_ros.bench.soak import (
+    BASELINE_MINUTE,
+    CYCLE_S,
+    DRIFT_WINDOW,
+    SCHEDULE,
+    Accounting,
+    EpisodeResult,
+    Fault,
+    MinuteRow,
+    Verdict,
+    drift,
+    gap_end,
+    growth,
+    write_report,
+)
+from binseg_ros.core.gaps import Misses, RecentMisses
+from binseg_ros.modalities import MODALITIES
+
+
+def _row(minute: int, rss: float = 300.0, latency: float = 20.0) -> MinuteRow:
+    return MinuteRow(minute, rss, [latency] * 100, masks=100, anchors=100, counters={"drops.superseded": minute})
+
+
+def _accounting(**changes: object) -> Accounting:
+    values: dict[str, object] = dict(
+        sent=dict.fromkeys(MODALITIES, 100),
+        frames_in=dict.fromkeys(MODALITIES, 100),
+        frames_in_sets=290,
+        sets=100,
+        masks_published=95,
+        masks_received=95,
+        drops={"unmatched": 10, "superseded": 5},
+    )
+    return Accounting(**{**values, **changes})  # type: ignore[arg-type]
+
+
+def test_every_fault_is_in_the_cycle_once_with_a_clean_gap_after_it():
+    assert sorted(e.fault for e in SCHEDULE) == sorted(Fault)
+    ordered = sorted(SCHEDULE, key=lambda e: e.start_s)
+    for episode, following in zip(ordered, [*ordered[1:], None], strict=True):
+        assert episode.start_s <= episode.end_s < gap_end(episode) <= CYCLE_S
+        assert following is None or gap_end(episode) == following.start_s
+
+
+def test_memory_growth_is_measured_from_the_baseline_minute():
+    flat = [_row(m, rss=500.0 if m < BASELINE_MINUTE else 300.0) for m in range(12)]
+    assert growth(flat) == 0.0  # start-up allocations before the baseline minute do not count
+    rising = [_row(m, rss=300.0 + m) for m in range(12)]
+    assert growth(rising) == pytest.approx((311.0 - 305.0) / 305.0)
+
+
+def test_latency_drift_pools_a_window_at_each_end_and_needs_both():
+    length = BASELINE_MINUTE + 2 * DRIFT_WINDOW
+    assert math.isnan(drift([_row(m) for m in range(length - 1)]))
+    steady = [_row(m) for m in range(length)]
+    assert drift(steady) == 0.0
+    slower = steady[:-DRIFT_WINDOW] + [_row(m, latency=24.0) for m in range(length - DRIFT_WINDOW, length)]
+    assert drift(slower) == pytest.approx(0.2)
+
+
+def test_accounting_finds_a_message_lost_anywhere():
+    assert _accounting().balanced
+    lost = _accounting(frames_in={**dict.fromkeys(MODALITIES, 100), "thermal": 99})
+    assert lost.lost_in_transport == 1 and lost.lost_by_topic() == " (thermal 1)" and not lost.balanced
+    assert not _accounting(frames_in_sets=289).balanced  # a frame in no set and under no reason
+    assert not _accounting(masks_published=96, masks_received=96).balanced  # a set both masked and dropped
+    assert not _accounting(masks_received=94).balanced  # a mask the player never got
+
+
+def test_recent_misses_cover_the_window_not_the_whole_run():
+    recent = RecentMisses(window=2.0)
+    for second in range(5):
+        counts, span = recent.update(float(second), {"thermal": Misses(missed=10 * second, expected=30 * second)})
+    assert counts["thermal"] == Misses(20, 60) and span == 2.0
+    counts, _ = recent.update(6.0, {"thermal": Misses(missed=40, expected=210)})  # no miss since second 4
+    assert counts["thermal"] == Misses(0, 90)
+
+
+def test_the_report_has_goals_faults_minutes_and_a_plot(tmp_path):
+    rows = [_row(m) for m in range(2)]
+    results = [EpisodeResult(m, e.fault, {"node running": True}) for m in range(2) for e in SCHEDULE]
+    results[0].checks["bad_stamp +4"] = False
+    verdict = Verdict(growth(rows), drift(rows), len(results), sum(r.survived for r in results), _accounting(), 0)
+    assert not verdict.met
+    report = write_report(tmp_path, "test", rows, results, verdict).read_text()
+    assert f"| every injected fault survived | {len(results) - 1} of {len(results)} | **no** |" in report
+    assert "| bad_stamps | 2 | 1 | bad_stamp +4 |" in report
+    with (tmp_path / "soak_minutes.csv").open() as f:
+        assert [row["drops.superseded"] for row in csv.DictReader(f)] == ["0", "1"]
+    assert (tmp_path / "soak.png").stat().st_size > 0
+
+
+def test_a_minute_of_every_fault_against_the_node(fast_engine, tmp_path):
+    """The real thing, one cycle: the node survives each fault, its counters say what happened,
+    and every message the player sent is in a set, a mask or a counted drop."""
+    out = tmp_path / "soak"
+    command = [sys.executable, "-m", "binseg_ros.cli", "bench", "soak", "--minutes", "1", "--engine-dir"]
+    run = subprocess.run(
+        [*command, str(fast_engine.root), "--out", str(out)],
+        env={**os.environ, **ros_environment()},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    with (out / "soak_episodes.csv").open() as f:
+        episodes = list(csv.DictReader(f))
+    assert sorted(e["fault"] for e in episodes) == sorted(f.value for f in Fault)
+    assert all(e["survived"] == "True" for e in episodes), episodes
+    report = (out / "soak.md").read_text()
+    assert "0 lost in transport, 0 frames and 0 sets unaccounted" in report
+    assert "clean exit on SIGINT | exit 0 | yes" in report
+    assert (out / "soak.png").is_file() and "threshold = 0.6" in (out / "node.log").read_text()

@@ -189,6 +189,12 @@ def test_evaluate_scores_each_window_on_its_own_masks(mm5_root, ids, tmp_path, c
     gated = metrics["accounting"]["degraded_frames"]
     assert gated.get("rgb.underexposed") == 3 and gated.get("depth.blind") == 3, gated
     assert f"left out by the quality gate: {gated}" in printed
+    # Without the gate every image is used: the black ones reach the network.
+    ungated = tmp_path / "ungated"
+    assert main(["evaluate", "--bag", str(bag), "--out", str(ungated), "--no-quality-gate"]) == 0
+    metrics = json.loads((ungated / "metrics.json").read_text())
+    assert metrics["accounting"]["degraded_frames"] == {}
+    assert {f["subset"] for f in metrics["frames"]} == {"rgb+depth+thermal"}
 
 
 def test_a_bag_without_windows_has_no_window_table(mm5_root, ids, tmp_path):

@@ -39,6 +39,7 @@ from binseg_ros.core.drops import DropReason, Scope, total
 from binseg_ros.core.frame import Arrival, seconds_to_ns
 from binseg_ros.core.messages import ThermalUnits, stamp_ns
 from binseg_ros.core.postprocess import overlay
+from binseg_ros.core.quality import QualityConfig
 from binseg_ros.core.registration import Registration
 from binseg_ros.core.runtime import SegmentationRuntime
 from binseg_ros.core.segmenter import Segmentation, Segmenter
@@ -160,9 +161,11 @@ class BagEvaluator:
         name: str = "",
         keep_predictions: bool = False,
         rig: Rig | None = None,
+        quality: QualityConfig | None = QualityConfig(),
     ) -> None:
         """``rig``: the cameras' calibration when the bag holds unregistered images (each set is
-        then registered into the reference camera after sync, as the node does)."""
+        then registered into the reference camera after sync, as the node does). ``quality``: the
+        quality gate's limits, as the node's defaults unless given; None turns the gate off."""
         self.backend = backend
         self.name = name or type(backend).__name__
         self.keep_predictions = keep_predictions
@@ -172,6 +175,7 @@ class BagEvaluator:
         self.thermal = thermal
         self.threshold = threshold
         self.registration = Registration(rig, output_size=input_size) if rig is not None else None
+        self.quality = quality
 
     @classmethod
     def for_engines(
@@ -183,6 +187,7 @@ class BagEvaluator:
         topics: Mapping[str, str],
         keep_predictions: bool = False,
         rig: Rig | None = None,
+        quality: QualityConfig | None = QualityConfig(),
     ) -> BagEvaluator:
         """An evaluator on an opened engine folder's model, named after backend, form and model version."""
         return cls(
@@ -193,6 +198,7 @@ class BagEvaluator:
             name=f"{backend} ({form}), {manifest.model} {manifest.version}",
             keep_predictions=keep_predictions,
             rig=rig,
+            quality=quality,
         )
 
     def run(self, bag: str | Path, truth: GroundTruth, progress: bool = True) -> BagEvaluation:
@@ -218,6 +224,7 @@ class BagEvaluator:
             publish,
             self.thermal,
             threaded=False,
+            quality=self.quality,
         )
         frames_in: Counter[str] = Counter()
         sent: dict[str, list[int]] = defaultdict(list)  # modality → stamps of its decoded images

@@ -232,6 +232,14 @@ def add_bag_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--modality-timeout", type=float, default=SyncConfig.modality_timeout, help="as the node's parameter"
     )
+    parser.add_argument("--max-delay", type=float, default=SyncConfig.max_delay, help="as the node's parameter")
+    parser.add_argument("--readmit-frames", type=int, default=SyncConfig.readmit_frames, help="as the node's parameter")
+    parser.add_argument(
+        "--no-quality-gate",
+        dest="quality_gate",
+        action="store_false",
+        help="use every image the sensors send, degraded or not (the node's quality.enabled:=false)",
+    )
 
 
 def bag_truth(args: argparse.Namespace) -> GroundTruth:
@@ -256,10 +264,16 @@ def bag_rig(args: argparse.Namespace) -> Rig | None:
 
 
 def bag_sync(args: argparse.Namespace) -> SyncConfig:
-    """The synchroniser settings of ``--slop`` and ``--modality-timeout``."""
+    """The synchroniser settings of ``--slop``, ``--modality-timeout``, ``--max-delay`` and
+    ``--readmit-frames`` (checked here, as the node checks its parameters)."""
     from binseg_ros.core.sync import SyncConfig
 
-    return SyncConfig(slop=args.slop, modality_timeout=args.modality_timeout)
+    return SyncConfig(
+        slop=args.slop,
+        modality_timeout=args.modality_timeout,
+        max_delay=args.max_delay,
+        readmit_frames=args.readmit_frames,
+    )
 
 
 def bag_topics(args: argparse.Namespace) -> dict[str, str]:

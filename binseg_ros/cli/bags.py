@@ -202,6 +202,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         node_running=args.node_running,
         node_name=args.node_name,
         calibration=args.calibration,
+        quality_gate=args.quality_gate,
     )
     report = run_replay(options, bag_truth(args))
     print(report.read_text().split("\n\n| run")[0] + f"\nreport: {report}")

@@ -115,6 +115,7 @@ def cmd_evaluate_bag(args: argparse.Namespace) -> int:
     from binseg_ros.bags.evaluate import BagEvaluator
     from binseg_ros.bags.report import window_table, write_report
     from binseg_ros.cli.bags import verify
+    from binseg_ros.core.quality import QualityConfig
     from binseg_ros.engines.locate import open_engine_folder
 
     verify(args.bag, "evaluate")
@@ -126,6 +127,7 @@ def cmd_evaluate_bag(args: argparse.Namespace) -> int:
         bag_topics(args),
         keep_predictions=args.save_predictions,
         rig=bag_rig(args),
+        quality=QualityConfig() if args.quality_gate else None,
     )
     evaluation = evaluator.run(args.bag, bag_truth(args))
     report = write_report(evaluation, args.out, f"Bag evaluation: {args.bag.name}")

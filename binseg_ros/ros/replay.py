@@ -50,6 +50,7 @@ class ReplayOptions:
     node_running: bool = False  # talk to a segment_node the user started, instead of starting one
     node_name: str = "segment_node"
     calibration: Path | None = None  # rig file: the offline run and the node register with it
+    quality_gate: bool = True  # False: both runs use every image, degraded or not
 
 
 def run_replay(options: ReplayOptions, truth: GroundTruth) -> Path:
@@ -57,6 +58,7 @@ def run_replay(options: ReplayOptions, truth: GroundTruth) -> Path:
     from binseg_ros.bags.evaluate import BagEvaluator
     from binseg_ros.bags.report import write_report
     from binseg_ros.calibration.files import load_rig
+    from binseg_ros.core.quality import QualityConfig
     from binseg_ros.engines.locate import open_engine_folder
 
     manifest = open_engine_folder(options.engine_dir)
@@ -64,7 +66,10 @@ def run_replay(options: ReplayOptions, truth: GroundTruth) -> Path:
     if out_bag.exists():
         raise BagError(f"{out_bag} exists; choose a new --out")
     rig = load_rig(options.calibration) if options.calibration is not None else None
-    evaluator = BagEvaluator.for_engines(manifest, options.backend, options.form, options.sync, options.topics, rig=rig)
+    quality = QualityConfig() if options.quality_gate else None
+    evaluator = BagEvaluator.for_engines(
+        manifest, options.backend, options.form, options.sync, options.topics, rig=rig, quality=quality
+    )
     offline = evaluator.run(options.bag, truth)
     write_report(offline, options.out / "offline", f"Offline evaluation: {options.bag.name}")
     # Our own node: it and the player stay on this host. A node the user runs: their environment reaches it.
@@ -90,6 +95,9 @@ def _start_node(options: ReplayOptions, manifest: Manifest, env: dict[str, str])
         frequency_form=options.form,
         slop=options.sync.slop,
         modality_timeout=options.sync.modality_timeout,
+        max_delay=options.sync.max_delay,
+        readmit_frames=options.sync.readmit_frames,
+        **{"quality.enabled": str(options.quality_gate).lower()},  # a parameter name with a dot
     )
 
 

@@ -16,17 +16,22 @@ from binseg_ros.bench.soak import (
     BASELINE_MINUTE,
     CYCLE_S,
     DRIFT_WINDOW,
+    EVERY_SENSOR,
     SCHEDULE,
     Accounting,
     EpisodeResult,
     Fault,
     MinuteRow,
+    Observations,
+    Snapshot,
     Verdict,
     drift,
+    episode,
     gap_end,
     growth,
-    write_report,
+    judge,
 )
+from binseg_ros.bench.soak_report import write_report
 from binseg_ros.core.gaps import Misses, RecentMisses
 from binseg_ros.modalities import MODALITIES
 
@@ -51,9 +56,9 @@ def _accounting(**changes: object) -> Accounting:
 def test_every_fault_is_in_the_cycle_once_with_a_clean_gap_after_it():
     assert sorted(e.fault for e in SCHEDULE) == sorted(Fault)
     ordered = sorted(SCHEDULE, key=lambda e: e.start_s)
-    for episode, following in zip(ordered, [*ordered[1:], None], strict=True):
-        assert episode.start_s <= episode.end_s < gap_end(episode) <= CYCLE_S
-        assert following is None or gap_end(episode) == following.start_s
+    for current, following in zip(ordered, [*ordered[1:], None], strict=True):
+        assert current.start_s <= current.end_s < gap_end(current) <= CYCLE_S
+        assert following is None or gap_end(current) == following.start_s
 
 
 def test_memory_growth_is_measured_from_the_baseline_minute():
@@ -88,6 +93,39 @@ def test_recent_misses_cover_the_window_not_the_whole_run():
     assert counts["thermal"] == Misses(20, 60) and span == 2.0
     counts, _ = recent.update(6.0, {"thermal": Misses(missed=40, expected=210)})  # no miss since second 4
     assert counts["thermal"] == Misses(0, 90)
+
+
+def _snapshot(at: float, running: str = EVERY_SENSOR, **counters: int) -> Snapshot:
+    values = {"running_subset": running, **{k.replace("__", "."): str(v) for k, v in counters.items()}}
+    return Snapshot(at, {"segmentation": values})
+
+
+@pytest.mark.parametrize(("dropped", "survived"), [(4, True), (3, False)])
+def test_bad_stamps_are_survived_when_each_is_counted_and_the_node_goes_on(dropped, survived):
+    bad = episode(Fault.BAD_STAMPS)
+    seen = Observations(
+        snapshots=[
+            _snapshot(bad.start_s - 0.5, drops__bad_stamp=10),
+            _snapshot(bad.start_s + 1.0, drops__bad_stamp=10 + dropped),
+            _snapshot(gap_end(bad) - 0.5, drops__bad_stamp=10 + dropped),
+        ],
+        mask_times=[bad.start_s + 0.1 * i for i in range(20)],
+    )
+    result = judge(bad, 0, 0.0, seen, running=True, rate=30.0, answers={})
+    assert result.survived is survived
+    assert result.checks["bad_stamp +4"] is survived and result.checks["kept publishing"]
+
+
+def test_a_dead_sensor_is_survived_only_with_a_fallback_and_every_sensor_back():
+    dead = episode(Fault.DEAD)
+    masks = [dead.start_s + 0.1 * i for i in range(80)]
+    fallback = _snapshot(dead.start_s + 1.0, running="rgb+depth")
+    back = _snapshot(dead.end_s + 1.0)
+    assert judge(dead, 0, 0.0, Observations([fallback, back], masks), True, 30.0, {}).survived
+    never_back = judge(dead, 0, 0.0, Observations([fallback], masks), True, 30.0, {})
+    assert never_back.checks == {**never_back.checks, "back on every sensor": False} and not never_back.survived
+    no_fallback = judge(dead, 0, 0.0, Observations([back], masks), True, 30.0, {})
+    assert not no_fallback.checks["fell back without thermal"]
 
 
 def test_the_report_has_goals_faults_minutes_and_a_plot(tmp_path):

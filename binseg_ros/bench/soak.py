@@ -7,22 +7,23 @@ minute thus carries the same load, so a minute late in the run compares with an 
 memory that grows or latency that drifts shows as a trend, not as a different mix of faults.
 
 The ROS half (:mod:`binseg_ros.ros.soak`) plays the schedule to a running ``segment_node`` and
-fills :class:`MinuteRow` and :class:`EpisodeResult`; this module judges them and writes the
-report (markdown, CSV and a plot).
+collects :class:`Observations` and :class:`MinuteRow` s; this module judges each episode from
+them (:func:`judge`) and the run against its goals (:class:`Verdict`);
+:mod:`binseg_ros.bench.soak_report` writes the report.
 """
 
 from __future__ import annotations
 
-import csv
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from pathlib import Path
 
 import numpy as np
 
-from binseg_ros.core.drops import Scope, total
+from binseg_ros.core.drops import DropReason, Scope, total
+from binseg_ros.modalities import MODALITIES, Subset, subset_name
 
 CYCLE_S = 60.0  # the schedule repeats every minute
 BASELINE_MINUTE = 5  # growth and drift are measured from here: start-up, caches and allocator pools settle first
@@ -74,6 +75,17 @@ def episode(fault: Fault) -> Episode:
     return next(e for e in SCHEDULE if e.fault is fault)
 
 
+WARN = 1  # diagnostic_msgs/DiagnosticStatus.WARN: the level a snapshot's status carries
+EVERY_SENSOR = subset_name(Subset(MODALITIES))
+SOAK_THRESHOLD = 0.6  # the live change; the node starts at DEFAULT_THRESHOLD and returns to it
+MALFORMED = (
+    DropReason.BAD_STEP,
+    DropReason.BAD_DATA_LENGTH,
+    DropReason.UNKNOWN_ENCODING,
+    DropReason.ZERO_SIZE,
+    DropReason.UNSUPPORTED_ENCODING,
+)
+"""The malformed thermal messages of a cycle, one of each kind (:mod:`binseg_ros.ros.malformed` builds them)."""
 FLAP_PERIOD_S = 0.5  # thermal on for half of it, off for the other half: 2 Hz
 CLOCK_JUMP_S = 20.0  # how far every stamp goes back at the clock jump
 
@@ -227,99 +239,95 @@ class Verdict:
         return all(ok for _, _, ok in self.lines())
 
 
-def by_fault(results: Sequence[EpisodeResult]) -> dict[Fault, tuple[int, int, list[str]]]:
-    """Per fault: occurrences, survived, and the names of the checks that failed (each once)."""
-    table: dict[Fault, tuple[int, int, list[str]]] = {}
-    for result in results:
-        seen, ok, failed = table.get(result.fault, (0, 0, []))
-        failed = failed + [name for name, passed in result.checks.items() if not passed and name not in failed]
-        table[result.fault] = (seen + 1, ok + result.survived, failed)
-    return table
+@dataclass(frozen=True)
+class Snapshot:
+    """One ``/diagnostics`` message as received: status name (after ``node: ``) → its values."""
+
+    at: float  # monotonic receive time
+    statuses: dict[str, dict[str, object]]
+
+    def counters(self) -> dict[str, int]:
+        """The overall status's integer values (sets, masks, frames_in.*, drops.*, degraded.*, ...)."""
+        values = self.statuses.get("segmentation", {})
+        return {k: int(v) for k, v in values.items() if isinstance(v, str) and v.isdigit()}
+
+    def running(self) -> str:
+        return str(self.statuses.get("segmentation", {}).get("running_subset", ""))
+
+    def level(self, modality: str) -> int:
+        return int(self.statuses.get(modality, {}).get("level", -1))  # type: ignore[call-overload]
 
 
-def write_report(
-    out: Path, header: str, rows: Sequence[MinuteRow], results: Sequence[EpisodeResult], verdict: Verdict
-) -> Path:
-    """``soak.md`` (goals, faults, minutes), ``soak_minutes.csv``, ``soak_episodes.csv`` and
-    ``soak.png`` in ``out``; returns the markdown's path."""
-    out.mkdir(parents=True, exist_ok=True)
-    _write_minutes_csv(out / "soak_minutes.csv", rows)
-    _write_episodes_csv(out / "soak_episodes.csv", results)
-    _plot(out / "soak.png", rows)
-    lines = [f"# Soak: {header}", "", "| goal | measured | met |", "|---|---|---|"]
-    lines += [f"| {goal} | {measured} | {'yes' if ok else '**no**'} |" for goal, measured, ok in verdict.lines()]
-    lines += ["", "| fault | episodes | survived | failed checks | last detail |", "|---|---:|---:|---|---|"]
-    last_detail = {r.fault: r.detail for r in results}
-    for fault, (seen, ok, failed) in by_fault(results).items():
-        lines.append(f"| {fault.value} | {seen} | {ok} | {', '.join(failed) or '-'} | {last_detail[fault]} |")
-    lines += [
-        "",
-        "| minute | RSS MiB | masks / anchors | p50 ms | p95 ms | drops this minute |",
-        "|---:|---:|---:|---:|---:|---:|",
-    ]
-    previous: Mapping[str, int] = {}
-    for row in rows:
-        dropped = sum(v - previous.get(k, 0) for k, v in row.counters.items() if k.startswith("drops."))
-        lines.append(
-            f"| {row.minute + 1} | {row.rss_mib:.1f} | {row.masks} / {row.anchors} | {row.p50:.1f} | {row.p95:.1f} "
-            f"| {dropped} |"
-        )
-        previous = row.counters
-    lines += ["", "![soak](soak.png)", ""]
-    path = out / "soak.md"
-    path.write_text("\n".join(lines))
-    return path
+@dataclass
+class Observations:
+    """What the player saw of the node: its ``/diagnostics``, when masks came, what it was sent."""
+
+    snapshots: list[Snapshot] = field(default_factory=list)
+    mask_times: list[float] = field(default_factory=list)  # monotonic receive times
+    odd_sized: Counter[int] = field(default_factory=Counter)  # minute → RGB images sent at the other size
+
+    def before(self, at: float) -> Snapshot | None:
+        return next((s for s in reversed(self.snapshots) if s.at < at), None)
+
+    def between(self, start: float, end: float) -> list[Snapshot]:
+        return [s for s in self.snapshots if start <= s.at < end]
+
+    def masks_between(self, start: float, end: float) -> int:
+        return sum(1 for at in self.mask_times if start <= at < end)
 
 
-def _write_minutes_csv(path: Path, rows: Sequence[MinuteRow]) -> None:
-    keys = sorted({k for row in rows for k in row.counters})
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["minute", "rss_mib", "masks", "anchors", "p50_ms", "p95_ms", *keys])
-        for row in rows:
-            counters = [row.counters.get(k, "") for k in keys]
-            writer.writerow(
-                [
-                    row.minute + 1,
-                    f"{row.rss_mib:.2f}",
-                    row.masks,
-                    row.anchors,
-                    f"{row.p50:.2f}",
-                    f"{row.p95:.2f}",
-                    *counters,
-                ]
-            )
+def judge(
+    e: Episode,
+    minute: int,
+    t0: float,
+    seen: Observations,
+    running: bool,
+    rate: float,
+    answers: Mapping[str, bool | None],
+) -> EpisodeResult:
+    """Episode ``e`` of ``minute`` (which began at monotonic ``t0``): ``running`` whether the node
+    still runs, ``answers`` the parameter service's (accepted, refused, or None for no answer)."""
+    start, end, until = t0 + e.start_s, t0 + e.end_s, t0 + gap_end(e)
+    before, after = seen.before(start), seen.before(until)
+    old, new = (before.counters() if before else {}), (after.counters() if after else {})
 
+    def delta(key: str) -> int:
+        return new.get(key, 0) - old.get(key, 0)
 
-def _write_episodes_csv(path: Path, results: Sequence[EpisodeResult]) -> None:
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["minute", "fault", "survived", "failed_checks", "detail"])
-        for r in results:
-            failed = ";".join(name for name, ok in r.checks.items() if not ok)
-            writer.writerow([r.minute + 1, r.fault.value, r.survived, failed, r.detail])
-
-
-def _plot(path: Path, rows: Sequence[MinuteRow]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    minutes = [row.minute + 1 for row in rows]
-    fig, (rss, latency, rate) = plt.subplots(3, 1, figsize=(8, 8), sharex=True)
-    rss.plot(minutes, [row.rss_mib for row in rows], marker="o")
-    rss.set_ylabel("node RSS (MiB)")
-    latency.plot(minutes, [row.p50 for row in rows], marker="o", label="p50")
-    latency.plot(minutes, [row.p95 for row in rows], marker="o", label="p95")
-    latency.set_ylabel("latency (ms)")
-    latency.legend()
-    rate.plot(minutes, [row.masks / max(1, row.anchors) for row in rows], marker="o")
-    rate.set_ylabel("masks / anchors")
-    rate.set_xlabel("minute")
-    for axis in (rss, latency, rate):
-        axis.grid(alpha=0.3)
-    fig.suptitle("segment_node soak: each minute the same cycle of faults")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    during = seen.between(start, end + 1.0)  # diagnostics go out once a second
+    checks = {
+        "node running": running,
+        "kept publishing": seen.masks_between(start, until) > 0,
+        "back on every sensor": any(s.running() == EVERY_SENSOR for s in seen.between(end, until)),
+    }
+    detail = ""
+    if e.fault is Fault.BAD_STAMPS:
+        checks |= {
+            "bad_stamp +4": delta("drops.bad_stamp") == 4,
+            "no stamp_not_increasing": delta("drops.stamp_not_increasing") == 0,
+        }
+    elif e.fault is Fault.MALFORMED:
+        checks |= {f"{k.value} +1": delta(f"drops.{k.value}") == 1 for k in MALFORMED}
+    elif e.fault is Fault.DEAD:
+        checks["fell back without thermal"] = any("thermal" not in s.running() for s in during)
+    elif e.fault is Fault.FLAPPING:
+        checks["thermal WARN while flapping"] = any(s.level("thermal") == WARN for s in during)
+        anchors = round((e.end_s - e.start_s) * rate)
+        detail = f"{seen.masks_between(start, end)} masks for {anchors} anchors in the flap"
+    elif e.fault is Fault.DEGRADED:
+        left_out = sum(delta(k) for k in new if k.startswith("degraded.rgb."))
+        checks["rgb left out by the gate"] = left_out > 0 and any("rgb" not in s.running() for s in during)
+        detail = f"{left_out} rgb frames left out"
+    elif e.fault is Fault.RESOLUTION:
+        odd = seen.odd_sized[minute]
+        checks["resolution_mismatch = odd-sized images"] = delta(f"drops.{DropReason.RESOLUTION_MISMATCH.value}") == odd
+        detail = f"{odd} odd-sized rgb images"
+    elif e.fault is Fault.CLOCK_JUMP:
+        checks |= {f"clock_jumps.{m} +1": delta(f"clock_jumps.{m}") == 1 for m in MODALITIES}
+    elif e.fault is Fault.PARAMETERS:
+        checks |= {
+            f"threshold {SOAK_THRESHOLD} accepted": answers.get("change") is True,
+            "NaN modality_timeout refused": answers.get("nan") is False,
+            "threshold restored": answers.get("restore") is True,
+        }
+    return EpisodeResult(minute, e.fault, checks, detail)

@@ -18,8 +18,6 @@ import math
 import os
 import time
 from collections import Counter, defaultdict, deque
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,55 +34,35 @@ from binseg_ros.bench.soak import (
     CLOCK_JUMP_S,
     CYCLE_S,
     FLAP_PERIOD_S,
+    MALFORMED,
     SCHEDULE,
+    SOAK_THRESHOLD,
     Accounting,
-    Episode,
     EpisodeResult,
     Fault,
     MinuteRow,
+    Observations,
+    Snapshot,
     Verdict,
     drift,
     episode,
     gap_end,
     growth,
-    write_report,
+    judge,
 )
-from binseg_ros.core.drops import DropReason
+from binseg_ros.bench.soak_report import write_report
 from binseg_ros.core.frame import NS_PER_S
 from binseg_ros.core.postprocess import DEFAULT_THRESHOLD
 from binseg_ros.datasets import CAMERA_ENCODING, SAMPLE, camera_frames, list_ids, load_frame
 from binseg_ros.engines.manifest import Manifest
-from binseg_ros.modalities import MODALITIES, Subset, subset_name
+from binseg_ros.modalities import MODALITIES
 from binseg_ros.ros.conversions import to_image
-from binseg_ros.ros.malformed import KINDS as MALFORMED_KINDS
 from binseg_ros.ros.malformed import malformed_image
 from binseg_ros.ros.player import FramePlayer, status_values
 from binseg_ros.ros.process import NodeProcess
 
-EVERY_SENSOR = subset_name(Subset(MODALITIES))
-SOAK_THRESHOLD = 0.6  # the live change; the node starts at DEFAULT_THRESHOLD and returns to it
 QUIET_S = 3.0  # after the last tick: sensors time out, buffers empty, a last /diagnostics goes out
 FUTURE_S = 1000  # the far-future bad stamp, seconds ahead
-Counters = Mapping[str, int]
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """One ``/diagnostics`` message as received: status name (after ``node: ``) → its values."""
-
-    at: float  # monotonic receive time
-    statuses: dict[str, dict[str, object]]
-
-    def counters(self) -> dict[str, int]:
-        """The overall status's integer values (sets, masks, frames_in.*, drops.*, degraded.*, ...)."""
-        values = self.statuses.get("segmentation", {})
-        return {k: int(v) for k, v in values.items() if isinstance(v, str) and v.isdigit()}
-
-    def running(self) -> str:
-        return str(self.statuses.get("segmentation", {}).get("running_subset", ""))
-
-    def level(self, modality: str) -> int:
-        return int(self.statuses.get(modality, {}).get("level", -1))  # type: ignore[call-overload]
 
 
 def rss_mib(pid: int) -> float:
@@ -113,12 +91,10 @@ class SoakPlayer(FramePlayer):
         self.rate = rate
         self.start = time.monotonic()
         self.sent: Counter[str] = Counter()
-        self.odd_sized: Counter[int] = Counter()  # minute → RGB images sent at the other resolution
         self.anchors: dict[tuple[int, int], float] = {}  # RGB stamp → publish time, until its mask comes
         self.anchors_per_minute: Counter[int] = Counter()
         self.latencies: defaultdict[int, list[float]] = defaultdict(list)  # minute → ms
-        self.mask_times: list[float] = []
-        self.snapshots: list[Snapshot] = []
+        self.seen = Observations()
         self.extra: deque[tuple[str, Image]] = deque()  # injected messages, one per tick after the camera images
         self.parameter_answers: dict[tuple[int, str], Future] = {}  # (minute, request) → its future
         self.parameter_service = self.create_client(SetParameters, f"/{self.target}/set_parameters")
@@ -126,13 +102,13 @@ class SoakPlayer(FramePlayer):
     # -- what comes back ---------------------------------------------------------------
     def _on_mask(self, msg: Image) -> None:
         now = time.monotonic()
-        self.mask_times.append(now)
+        self.seen.mask_times.append(now)
         sent = self.anchors.pop((msg.header.stamp.sec, msg.header.stamp.nanosec), None)
         if sent is not None:
             self.latencies[self._minute(now)].append((now - sent) * 1e3)
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
-        self.snapshots.append(Snapshot(time.monotonic(), {_short(s): status_values(s) for s in msg.status}))
+        self.seen.snapshots.append(Snapshot(time.monotonic(), {_short(s): status_values(s) for s in msg.status}))
 
     # -- the cycle ---------------------------------------------------------------------
     def run(self, minutes: float, node: NodeProcess) -> tuple[list[MinuteRow], list[EpisodeResult]]:
@@ -174,7 +150,7 @@ class SoakPlayer(FramePlayer):
             msg.header.stamp, msg.header.frame_id = _stamp(ns), f"{modality}_{index}"
             self._send(modality, msg)
             if msg is self.small:
-                self.odd_sized[minute] += 1
+                self.seen.odd_sized[minute] += 1
             elif modality == "rgb":
                 self.anchors[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = time.monotonic()
                 self.anchors_per_minute[minute] += 1
@@ -221,7 +197,7 @@ class SoakPlayer(FramePlayer):
                 self.extra.append(("rgb", rgb))
         elif fault is Fault.MALFORMED:
             header = Header(stamp=_stamp(now), frame_id="malformed")
-            self.extra.extend(("thermal", malformed_image(kind, header)) for kind in MALFORMED_KINDS)
+            self.extra.extend(("thermal", malformed_image(kind, header)) for kind in MALFORMED)
         elif fault is Fault.PARAMETERS:
             self._ask(minute, "change", Parameter("threshold", value=SOAK_THRESHOLD))
             self._ask(minute, "nan", Parameter("modality_timeout", value=math.nan))
@@ -252,94 +228,36 @@ class SoakPlayer(FramePlayer):
         stale = [k for k, sent in self.anchors.items() if sent < t0]
         for key in stale:
             del self.anchors[key]
-        last = self._before(t0 + CYCLE_S)
+        last = self.seen.before(t0 + CYCLE_S)
         return MinuteRow(
             minute=minute,
             rss_mib=rss_mib(node.process.pid),
             latencies_ms=self.latencies.pop(minute, []),
-            masks=self._masks_between(t0, t0 + CYCLE_S),
+            masks=self.seen.masks_between(t0, t0 + CYCLE_S),
             anchors=self.anchors_per_minute[minute],
             counters=last.counters() if last is not None else {},
         )
 
-    def _before(self, at: float) -> Snapshot | None:
-        return next((s for s in reversed(self.snapshots) if s.at < at), None)
-
-    def _between(self, start: float, end: float) -> list[Snapshot]:
-        return [s for s in self.snapshots if start <= s.at < end]
-
-    def _masks_between(self, start: float, end: float) -> int:
-        return sum(1 for at in self.mask_times if start <= at < end)
-
     def _judge(self, minute: int, node: NodeProcess, until: float) -> list[EpisodeResult]:
         """Each episode of ``minute`` whose clean gap ended by ``until`` seconds into it."""
         t0 = self.start + minute * CYCLE_S
-        return [self._judge_one(e, minute, t0, node) for e in SCHEDULE if gap_end(e) <= until]
-
-    def _judge_one(self, e: Episode, minute: int, t0: float, node: NodeProcess) -> EpisodeResult:
-        start, end, until = t0 + e.start_s, t0 + e.end_s, t0 + gap_end(e)
-        before, after = self._before(start), self._before(until)
-        old, new = (before.counters() if before else {}), (after.counters() if after else {})
-
-        def delta(key: str) -> int:
-            return new.get(key, 0) - old.get(key, 0)
-
-        during = self._between(start, end + 1.0)  # diagnostics go out once a second
-        checks = {
-            "node running": node.process.poll() is None,
-            "kept publishing": self._masks_between(start, until) > 0,
-            "back on every sensor": any(s.running() == EVERY_SENSOR for s in self._between(end, until)),
-        }
-        detail = ""
-        if e.fault is Fault.BAD_STAMPS:
-            checks |= {
-                "bad_stamp +4": delta("drops.bad_stamp") == 4,
-                "no stamp_not_increasing": delta("drops.stamp_not_increasing") == 0,
-            }
-        elif e.fault is Fault.MALFORMED:
-            checks |= {f"{k.value} +1": delta(f"drops.{k.value}") == 1 for k in MALFORMED_KINDS}
-        elif e.fault is Fault.DEAD:
-            checks["fell back without thermal"] = any("thermal" not in s.running() for s in during)
-        elif e.fault is Fault.FLAPPING:
-            checks["thermal WARN while flapping"] = any(s.level("thermal") == _WARN for s in during)
-            anchors = round((e.end_s - e.start_s) * self.rate)
-            detail = f"{self._masks_between(start, end)} masks for {anchors} anchors in the flap"
-        elif e.fault is Fault.DEGRADED:
-            left_out = sum(delta(k) for k in new if k.startswith("degraded.rgb."))
-            checks["rgb left out by the gate"] = left_out > 0 and any("rgb" not in s.running() for s in during)
-            detail = f"{left_out} rgb frames left out"
-        elif e.fault is Fault.RESOLUTION:
-            odd = self.odd_sized[minute]
-            checks["resolution_mismatch = odd-sized images"] = (
-                delta(f"drops.{DropReason.RESOLUTION_MISMATCH.value}") == odd
-            )
-            detail = f"{odd} odd-sized rgb images"
-        elif e.fault is Fault.CLOCK_JUMP:
-            checks |= {f"clock_jumps.{m} +1": delta(f"clock_jumps.{m}") == 1 for m in MODALITIES}
-        elif e.fault is Fault.PARAMETERS:
-            checks |= {
-                f"threshold {SOAK_THRESHOLD} accepted": self._accepted(minute, "change") is True,
-                "NaN modality_timeout refused": self._accepted(minute, "nan") is False,
-                "threshold restored": self._accepted(minute, "restore") is True,
-            }
-        return EpisodeResult(minute, e.fault, checks, detail)
+        answers = {name: self._accepted(minute, name) for name in ("change", "nan", "restore")}
+        running = node.process.poll() is None
+        return [judge(e, minute, t0, self.seen, running, self.rate, answers) for e in SCHEDULE if gap_end(e) <= until]
 
     def account(self) -> Accounting:
         """Once the node has gone quiet: what became of every message (from its last diagnostics)."""
         self.spin_for(QUIET_S)
-        last = self.snapshots[-1].counters() if self.snapshots else {}
+        last = self.seen.snapshots[-1].counters() if self.seen.snapshots else {}
         return Accounting(
             sent=dict(self.sent),
             frames_in={m: last.get(f"frames_in.{m}", 0) for m in MODALITIES},
             frames_in_sets=last.get("frames_in_sets", 0),
             sets=last.get("sets", 0),
             masks_published=last.get("masks", 0),
-            masks_received=len(self.mask_times),
+            masks_received=len(self.seen.mask_times),
             drops={k.removeprefix("drops."): v for k, v in last.items() if k.startswith("drops.")},
         )
-
-
-_WARN = int.from_bytes(DiagnosticStatus.WARN, "little")
 
 
 def _short(status: DiagnosticStatus) -> str:
@@ -367,7 +285,8 @@ def run_soak(manifest: Manifest, minutes: float, rate: float, out: Path) -> int:
         player.wait_for_target(timeout=60.0)
         rows, results = player.run(minutes, node)
         accounting = player.account()
-        player_backend = player.snapshots[-1].statuses["segmentation"].get("backend") if player.snapshots else "?"
+        snapshots = player.seen.snapshots
+        player_backend = snapshots[-1].statuses["segmentation"].get("backend") if snapshots else "?"
     finally:
         exit_code = node.stop()
         player.destroy_node()

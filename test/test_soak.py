@@ -61,11 +61,12 @@ def test_every_fault_is_in_the_cycle_once_with_a_clean_gap_after_it():
         assert following is None or gap_end(current) == following.start_s
 
 
-def test_memory_growth_is_measured_from_the_baseline_minute():
-    flat = [_row(m, rss=500.0 if m < BASELINE_MINUTE else 300.0) for m in range(12)]
-    assert growth(flat) == 0.0  # start-up allocations before the baseline minute do not count
+def test_memory_growth_is_measured_from_the_end_of_the_baseline_minute():
+    flat = [_row(m, rss=500.0 if m < BASELINE_MINUTE - 1 else 300.0) for m in range(12)]
+    assert growth(flat) == 0.0  # start-up allocations before the baseline minute ends do not count
     rising = [_row(m, rss=300.0 + m) for m in range(12)]
-    assert growth(rising) == pytest.approx((311.0 - 305.0) / 305.0)
+    assert growth(rising) == pytest.approx((311.0 - (300.0 + BASELINE_MINUTE - 1)) / (300.0 + BASELINE_MINUTE - 1))
+    assert math.isnan(growth(rising[:BASELINE_MINUTE]))  # too short to have grown from it
 
 
 def test_latency_drift_pools_a_window_at_each_end_and_needs_both():
@@ -75,6 +76,10 @@ def test_latency_drift_pools_a_window_at_each_end_and_needs_both():
     assert drift(steady) == 0.0
     slower = steady[:-DRIFT_WINDOW] + [_row(m, latency=24.0) for m in range(length - DRIFT_WINDOW, length)]
     assert drift(slower) == pytest.approx(0.2)
+    silent = steady[:-DRIFT_WINDOW] + [
+        MinuteRow(m, 300.0, [], 0, 100, {}) for m in range(length - DRIFT_WINDOW, length)
+    ]
+    assert drift(silent) == math.inf  # no mask at all in a window is no pass
 
 
 def test_accounting_finds_a_message_lost_anywhere():
@@ -100,6 +105,10 @@ def _snapshot(at: float, running: str = EVERY_SENSOR, **counters: int) -> Snapsh
     return Snapshot(at, {"segmentation": values})
 
 
+def _masks(start: float, end: float, rate: float = 30.0) -> list[float]:
+    return [start + i / rate for i in range(int((end - start) * rate))]
+
+
 @pytest.mark.parametrize(("dropped", "survived"), [(4, True), (3, False)])
 def test_bad_stamps_are_survived_when_each_is_counted_and_the_node_goes_on(dropped, survived):
     bad = episode(Fault.BAD_STAMPS)
@@ -109,23 +118,32 @@ def test_bad_stamps_are_survived_when_each_is_counted_and_the_node_goes_on(dropp
             _snapshot(bad.start_s + 1.0, drops__bad_stamp=10 + dropped),
             _snapshot(gap_end(bad) - 0.5, drops__bad_stamp=10 + dropped),
         ],
-        mask_times=[bad.start_s + 0.1 * i for i in range(20)],
+        mask_times=_masks(bad.start_s, gap_end(bad)),
     )
     result = judge(bad, 0, 0.0, seen, running=True, rate=30.0, answers={})
     assert result.survived is survived
-    assert result.checks["bad_stamp +4"] is survived and result.checks["kept publishing"]
+    assert result.checks["bad_stamp +4"] is survived and result.checks["masks for half the anchors after it"]
 
 
 def test_a_dead_sensor_is_survived_only_with_a_fallback_and_every_sensor_back():
     dead = episode(Fault.DEAD)
-    masks = [dead.start_s + 0.1 * i for i in range(80)]
+    masks = _masks(dead.start_s, gap_end(dead))
     fallback = _snapshot(dead.start_s + 1.0, running="rgb+depth")
-    back = _snapshot(dead.end_s + 1.0)
+    back = _snapshot(gap_end(dead) - 0.5)
     assert judge(dead, 0, 0.0, Observations([fallback, back], masks), True, 30.0, {}).survived
     never_back = judge(dead, 0, 0.0, Observations([fallback], masks), True, 30.0, {})
-    assert never_back.checks == {**never_back.checks, "back on every sensor": False} and not never_back.survived
-    no_fallback = judge(dead, 0, 0.0, Observations([back], masks), True, 30.0, {})
-    assert not no_fallback.checks["fell back without thermal"]
+    assert not never_back.checks["back on every sensor"] and not never_back.survived
+    nothing_ran = _snapshot(dead.start_s + 1.0, running="")  # no usable modality is no fallback
+    no_fallback = judge(dead, 0, 0.0, Observations([nothing_ran, back], masks), True, 30.0, {})
+    assert not no_fallback.checks["fell back to rgb+depth"] and not no_fallback.survived
+
+
+def test_evidence_from_before_a_fault_ended_does_not_count_for_after_it():
+    jump = episode(Fault.CLOCK_JUMP)
+    early = _snapshot(jump.end_s + 0.2)  # made before the jump reached the node
+    stalled = judge(jump, 0, 0.0, Observations([early], _masks(jump.start_s, jump.end_s + 0.5)), True, 30.0, {})
+    assert not stalled.checks["back on every sensor"]
+    assert not stalled.checks["masks for half the anchors after it"]
 
 
 def test_the_report_has_goals_faults_minutes_and_a_plot(tmp_path):

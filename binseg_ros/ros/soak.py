@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 from builtin_interfaces.msg import Time
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.srv import SetParameters
 from rclpy.parameter import Parameter
 from rclpy.task import Future
@@ -83,11 +83,10 @@ class SoakPlayer(FramePlayer):
 
     def __init__(self, frames: list[dict[str, np.ndarray]], rate: float) -> None:
         super().__init__(name="binseg_soak_player")
-        blank = Header()
-        self.sets = [{m: to_image(f[m], CAMERA_ENCODING[m], blank) for m in MODALITIES} for f in frames]
+        self.sets = [{m: to_image(f[m], CAMERA_ENCODING[m], Header()) for m in MODALITIES} for f in frames]
         rgb = frames[0]["rgb"]
-        self.black = to_image(np.zeros_like(rgb), CAMERA_ENCODING["rgb"], blank)
-        self.small = to_image(np.ascontiguousarray(rgb[::2, ::2]), CAMERA_ENCODING["rgb"], blank)
+        self.black = to_image(np.zeros_like(rgb), CAMERA_ENCODING["rgb"], Header())
+        self.small = to_image(np.ascontiguousarray(rgb[::2, ::2]), CAMERA_ENCODING["rgb"], Header())
         self.rate = rate
         self.start = time.monotonic()
         self.sent: Counter[str] = Counter()
@@ -108,32 +107,47 @@ class SoakPlayer(FramePlayer):
             self.latencies[self._minute(now)].append((now - sent) * 1e3)
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
-        self.seen.snapshots.append(Snapshot(time.monotonic(), {_short(s): status_values(s) for s in msg.status}))
+        """The target node's statuses only: another node may publish on ``/diagnostics`` too."""
+        ours = {part: status_values(s) for s in msg.status if (part := self._part(s.name)) is not None}
+        if ours:
+            self.seen.snapshots.append(Snapshot(time.monotonic(), ours))
+
+    def _part(self, status_name: str) -> str | None:
+        """``/segment_node: rgb`` → ``rgb`` for the target node's statuses, else None."""
+        node, _, part = status_name.rpartition(": ")
+        return part if node.rpartition("/")[2] == self.target else None
 
     # -- the cycle ---------------------------------------------------------------------
     def run(self, minutes: float, node: NodeProcess) -> tuple[list[MinuteRow], list[EpisodeResult]]:
         """Play ``minutes`` of the cycle, a row and the judged episodes per minute; stops early if the node exits."""
         rows: list[MinuteRow] = []
         results: list[EpisodeResult] = []
+
+        def close_minutes(upto: int) -> None:
+            """Sample and judge every whole minute before ``upto`` not yet done."""
+            while len(rows) < upto:
+                rows.append(self._sample(len(rows), node))
+                results.extend(self._judge(len(rows) - 1, node, CYCLE_S))
+
         total_s = minutes * 60.0
+        self.parameter_service.wait_for_service(timeout_sec=10.0)
         self.start = time.monotonic()
         tick, previous = 0, -1.0
         with tqdm(total=math.ceil(total_s), unit="s", desc="soak") as bar:
             while (t := tick / self.rate) < total_s:
                 self.spin_for(max(0.0, self.start + t - time.monotonic()))
                 minute, t_in = int(t // CYCLE_S), t % CYCLE_S
-                if t_in < previous:  # a new cycle: the one before is complete
-                    rows.append(self._sample(minute - 1, node))
-                    results += self._judge(minute - 1, node, CYCLE_S)
-                    if node.process.poll() is not None:
-                        return rows, results
-                self._tick(tick, minute, previous, t_in)
+                close_minutes(minute)
+                if node.process.poll() is not None:
+                    return rows, results
+                self._tick(tick, minute, previous if t_in >= previous else -1.0, t_in)
                 previous = t_in
                 tick += 1
                 bar.update(int(t) - bar.n)
             self.spin_for(max(0.0, self.start + total_s - time.monotonic()))
             bar.update(bar.total - bar.n)
         last = math.ceil(total_s / CYCLE_S) - 1
+        close_minutes(last)
         rows.append(self._sample(last, node))
         results += self._judge(last, node, total_s - last * CYCLE_S)
         return rows, results
@@ -223,7 +237,7 @@ class SoakPlayer(FramePlayer):
         return int((at - self.start) // CYCLE_S)
 
     def _sample(self, minute: int, node: NodeProcess) -> MinuteRow:
-        """The minute's row; anchors that never got a mask are forgotten after a minute."""
+        """The minute's row; anchors older than the minute never got a mask, and are forgotten."""
         t0 = self.start + minute * CYCLE_S
         stale = [k for k, sent in self.anchors.items() if sent < t0]
         for key in stale:
@@ -258,11 +272,6 @@ class SoakPlayer(FramePlayer):
             masks_received=len(self.seen.mask_times),
             drops={k.removeprefix("drops."): v for k, v in last.items() if k.startswith("drops.")},
         )
-
-
-def _short(status: DiagnosticStatus) -> str:
-    """``/segment_node: rgb`` → ``rgb``."""
-    return status.name.rpartition(": ")[2]
 
 
 def run_soak(manifest: Manifest, minutes: float, rate: float, out: Path) -> int:

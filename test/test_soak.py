@@ -181,3 +181,7 @@ def test_a_minute_of_every_fault_against_the_node(fast_engine, tmp_path):
     assert "0 lost in transport, 0 frames and 0 sets unaccounted" in report
     assert "clean exit on SIGINT | exit 0 | yes" in report
     assert (out / "soak.png").is_file() and "threshold = 0.6" in (out / "node.log").read_text()
+    with (out / "soak_minutes.csv").open() as f:
+        (minute,) = list(csv.DictReader(f))
+    parts = [float(minute[f"rss_{part}_mib"]) for part in ("anon", "file", "shmem")]
+    assert all(part > 0 for part in parts) and sum(parts) == pytest.approx(float(minute["rss_mib"]), abs=0.1)

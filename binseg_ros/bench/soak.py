@@ -124,6 +124,7 @@ class MinuteRow:
     masks: int  # received by the player in this minute
     anchors: int  # RGB images published in this minute
     counters: dict[str, int]  # the node's counters at the minute's end (its last diagnostics)
+    rss_parts: dict[str, float] = field(default_factory=dict)  # anon, file, shmem (MiB): where rss_mib lives
 
     @property
     def p50(self) -> float:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from binseg_ros.bench.soak import EpisodeResult, Fault, MinuteRow, Verdict
+
+PARTS = ("anon", "file", "shmem")  # of the RSS, as /proc reports them
 
 
 def by_fault(results: Sequence[EpisodeResult]) -> dict[Fault, tuple[int, int, list[str]]]:
@@ -36,14 +39,15 @@ def write_report(
         lines.append(f"| {fault.value} | {seen} | {ok} | {', '.join(failed) or '-'} | {last_detail[fault]} |")
     lines += [
         "",
-        "| minute | RSS MiB | masks / anchors | p50 ms | p95 ms | drops this minute |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| minute | RSS MiB | anon / file / shmem MiB | masks / anchors | p50 ms | p95 ms | drops this minute |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     previous: Mapping[str, int] = {}
     for row in rows:
         dropped = sum(v - previous.get(k, 0) for k, v in row.counters.items() if k.startswith("drops."))
         lines.append(
-            f"| {row.minute + 1} | {row.rss_mib:.1f} | {row.masks} / {row.anchors} | {row.p50:.1f} | {row.p95:.1f} "
+            f"| {row.minute + 1} | {row.rss_mib:.1f} | {_parts(row)} | {row.masks} / {row.anchors} "
+            f"| {row.p50:.1f} | {row.p95:.1f} "
             f"| {dropped} |"
         )
         previous = row.counters
@@ -53,17 +57,23 @@ def write_report(
     return path
 
 
+def _parts(row: MinuteRow) -> str:
+    return " / ".join(f"{row.rss_parts.get(part, math.nan):.1f}" for part in PARTS)
+
+
 def _write_minutes_csv(path: Path, rows: Sequence[MinuteRow]) -> None:
     keys = sorted({k for row in rows for k in row.counters})
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["minute", "rss_mib", "masks", "anchors", "p50_ms", "p95_ms", *keys])
+        header = ["minute", "rss_mib", *(f"rss_{part}_mib" for part in PARTS), "masks", "anchors", "p50_ms", "p95_ms"]
+        writer.writerow([*header, *keys])
         for row in rows:
             counters = [row.counters.get(k, "") for k in keys]
             writer.writerow(
                 [
                     row.minute + 1,
                     f"{row.rss_mib:.2f}",
+                    *(f"{row.rss_parts.get(part, math.nan):.2f}" for part in PARTS),
                     row.masks,
                     row.anchors,
                     f"{row.p50:.2f}",
@@ -90,8 +100,11 @@ def _plot(path: Path, rows: Sequence[MinuteRow]) -> None:
 
     minutes = [row.minute + 1 for row in rows]
     fig, (rss, latency, rate) = plt.subplots(3, 1, figsize=(8, 8), sharex=True)
-    rss.plot(minutes, [row.rss_mib for row in rows], marker="o")
-    rss.set_ylabel("node RSS (MiB)")
+    rss.plot(minutes, [row.rss_mib for row in rows], marker="o", label="RSS")
+    for part in PARTS:
+        rss.plot(minutes, [row.rss_parts.get(part, math.nan) for row in rows], marker=".", label=part)
+    rss.set_ylabel("node memory (MiB)")
+    rss.legend()
     latency.plot(minutes, [row.p50 for row in rows], marker="o", label="p50")
     latency.plot(minutes, [row.p95 for row in rows], marker="o", label="p95")
     latency.set_ylabel("latency (ms)")

@@ -65,13 +65,18 @@ QUIET_S = 3.0  # after the last tick: sensors time out, buffers empty, a last /d
 FUTURE_S = 1000  # the far-future bad stamp, seconds ahead
 
 
-def rss_mib(pid: int) -> float:
-    """Resident memory of process ``pid`` (Linux ``/proc``); NaN where there is none to read."""
+def memory_mib(pid: int) -> dict[str, float]:
+    """Process ``pid``'s resident memory (Linux ``/proc``), MiB: ``rss`` and its parts ``anon``
+    (heap and stacks: where a leak grows), ``file`` (mapped libraries and files) and ``shmem``
+    (shared memory, which DDS's shared-memory transport fills page by page as it uses its
+    segments); NaN for what there is none to read."""
+    fields = {"rss": "VmRSS", "anon": "RssAnon", "file": "RssFile", "shmem": "RssShmem"}
     try:
         lines = Path(f"/proc/{pid}/status").read_text().splitlines()
     except OSError:
-        return math.nan
-    return next((int(line.split()[1]) / 1024 for line in lines if line.startswith("VmRSS:")), math.nan)
+        lines = []
+    values = dict(line.split(":", 1) for line in lines if ":" in line)  # "VmRSS" -> "  359888 kB"
+    return {name: int(values[key].split()[0]) / 1024 if key in values else math.nan for name, key in fields.items()}
 
 
 def _stamp(ns: int) -> Time:
@@ -245,7 +250,8 @@ class SoakPlayer(FramePlayer):
         last = self.seen.before(t0 + CYCLE_S)
         return MinuteRow(
             minute=minute,
-            rss_mib=rss_mib(node.process.pid),
+            rss_mib=(memory := memory_mib(node.process.pid))["rss"],
+            rss_parts={k: v for k, v in memory.items() if k != "rss"},
             latencies_ms=self.latencies.pop(minute, []),
             masks=self.seen.masks_between(t0, t0 + CYCLE_S),
             anchors=self.anchors_per_minute[minute],

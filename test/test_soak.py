@@ -16,21 +16,18 @@ from binseg_ros.bench.soak import (
     BASELINE_MINUTE,
     CYCLE_S,
     DRIFT_WINDOW,
-    EVERY_SENSOR,
     SCHEDULE,
     Accounting,
     EpisodeResult,
     Fault,
     MinuteRow,
-    Observations,
-    Snapshot,
     Verdict,
     drift,
     episode,
     gap_end,
     growth,
-    judge,
 )
+from binseg_ros.bench.soak_judge import EVERY_SENSOR, Observations, Snapshot, judge
 from binseg_ros.bench.soak_report import write_report
 from binseg_ros.core.gaps import Misses, RecentMisses
 from binseg_ros.modalities import MODALITIES

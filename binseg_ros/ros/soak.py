@@ -41,15 +41,13 @@ from binseg_ros.bench.soak import (
     EpisodeResult,
     Fault,
     MinuteRow,
-    Observations,
-    Snapshot,
     Verdict,
     drift,
     episode,
     gap_end,
     growth,
-    judge,
 )
+from binseg_ros.bench.soak_judge import Observations, Snapshot, judge
 from binseg_ros.bench.soak_report import write_report
 from binseg_ros.core.frame import NS_PER_S
 from binseg_ros.core.postprocess import DEFAULT_THRESHOLD

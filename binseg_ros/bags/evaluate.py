@@ -35,7 +35,7 @@ from binseg_ros.bags.groundtruth import GroundTruth, nearest_stamp
 from binseg_ros.bags.io import bag_span, bag_topics, read_messages
 from binseg_ros.bags.make import DEFAULT_TOPICS, DegradeSchedule
 from binseg_ros.calibration.model import Rig
-from binseg_ros.core.drops import DropReason, Scope, total
+from binseg_ros.core.drops import DropReason, unaccounted
 from binseg_ros.core.frame import Arrival, seconds_to_ns
 from binseg_ros.core.messages import ThermalUnits, stamp_ns
 from binseg_ros.core.postprocess import overlay
@@ -98,11 +98,8 @@ class BagEvaluation:
     @property
     def accounting_balanced(self) -> bool:
         """Every image used or dropped with a reason; every set masked or dropped with one."""
-        return (
-            sum(self.frames_in.values()) == self.frames_in_sets + total(self.drops, Scope.FRAME)
-            and self.sets == self.masks + total(self.drops, Scope.SET)
-            and self.masks == len(self.scored) + sum(self.mask_skips.values())
-        )
+        vanished = unaccounted(sum(self.frames_in.values()), self.frames_in_sets, self.sets, self.masks, self.drops)
+        return vanished == (0, 0) and self.masks == len(self.scored) + sum(self.mask_skips.values())
 
     def overall(self) -> dict[str, float]:
         return summarize([r.score for r in self.scored])  # type: ignore[misc]

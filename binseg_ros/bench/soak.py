@@ -21,7 +21,7 @@ from enum import Enum
 
 import numpy as np
 
-from binseg_ros.core.drops import DropReason, Scope, total
+from binseg_ros.core.drops import DropReason, unaccounted
 
 CYCLE_S = 60.0  # the schedule repeats every minute
 BASELINE_MINUTE = 5  # growth and drift are measured from here: start-up, caches and allocator pools settle first
@@ -156,12 +156,17 @@ class Accounting:
     @property
     def unaccounted_frames(self) -> int:
         """Seen by the node, neither in a set nor dropped with a reason."""
-        return sum(self.frames_in.values()) - self.frames_in_sets - total(self.drops, Scope.FRAME)
+        return self._unaccounted[0]
 
     @property
     def unaccounted_sets(self) -> int:
         """Sets that are neither a mask nor dropped with a reason."""
-        return self.sets - self.masks_published - total(self.drops, Scope.SET)
+        return self._unaccounted[1]
+
+    @property
+    def _unaccounted(self) -> tuple[int, int]:
+        frames_in = sum(self.frames_in.values())
+        return unaccounted(frames_in, self.frames_in_sets, self.sets, self.masks_published, self.drops)
 
     @property
     def balanced(self) -> bool:

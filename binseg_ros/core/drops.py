@@ -75,3 +75,9 @@ class Repair(str, Enum):
 def total(counts: dict[str, int], scope: Scope) -> int:
     """The sum of the counters in ``counts`` whose reason has ``scope``."""
     return sum(count for reason, count in counts.items() if DropReason(reason).scope is scope)
+
+
+def unaccounted(frames_in: int, frames_in_sets: int, sets: int, masks: int, drops: dict[str, int]) -> tuple[int, int]:
+    """(images, sets) that vanished: images in no set and under no frame reason, sets that are
+    no mask and under no set reason; (0, 0) when every one is accounted for."""
+    return frames_in - frames_in_sets - total(drops, Scope.FRAME), sets - masks - total(drops, Scope.SET)

@@ -141,3 +141,52 @@ def test_model_card_describes_the_run_and_takes_the_evaluation(mm5_root, tmp_pat
     text = card.read_text()
     assert "| table two |" in text and "| table one |" not in text and text.count("## Held-out evaluation") == 1
     assert text.startswith("# Model card: binseg_s")
+
+
+def test_a_fine_tune_starts_from_its_weights_and_says_so(mm5_root, tmp_path):
+    """``init`` loads the weights (the first loss is theirs, not a fresh net's), the version and
+    the card name the run a fine-tune, and a uniform share of 1 draws every subset alike."""
+    from binseg_ros.model import save_checkpoint
+    from binseg_ros.training.card import CARD_NAME
+
+    _seed_everything(11)
+    start = save_checkpoint(BinSegNet(), tmp_path / "start.pt", {"version": "start"})
+    config = TrainConfig(
+        data_root=str(mm5_root),
+        split_file=str(SPLITS / "mm5.yaml"),
+        out_dir=str(tmp_path / "tuned"),
+        size=SIZE,
+        epochs=1,
+        batch_size=4,
+        lr=1e-9,
+        limit=4,
+        seed=3,
+        init=str(start),
+        subset_floor=1.0,
+    )
+    model_path = train(config, progress=False)
+    tuned, metadata = load_checkpoint(model_path)
+    started, _ = load_checkpoint(start)
+    assert metadata["version"] == "balanced-degrade-e1-s3-ft"
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(tuned.parameters(), started.parameters(), strict=True))
+    log = [json.loads(line) for line in (tmp_path / "tuned" / LOG_NAME).read_text().splitlines()]
+    assert all(p == pytest.approx(1 / 6) for p in log[-1]["subset_probabilities"].values())
+    card = (tmp_path / "tuned" / CARD_NAME).read_text()
+    assert f"Fine-tuned: started from the weights `{start}`" in card and "uniform share 1.0" in card
+
+
+def test_checkpoints_sharing_a_version_get_tables_of_their_own(tmp_path):
+    """A fine-tune with its parent's recipe carries the parent's version; each keeps its table."""
+    from binseg_ros.errors import InputError
+    from binseg_ros.training.heldout import table_names
+
+    shipped, tuned, other = tmp_path / "shipped" / "weights.pt", tmp_path / "tuned" / "model.pt", tmp_path / "x.pt"
+    same = {"version": "balanced-degrade-e10-s0"}
+    assert table_names([tuned, shipped, other], [same, same, {}]) == [
+        "balanced-degrade-e10-s0 (tuned)",
+        "balanced-degrade-e10-s0 (shipped)",
+        "x",
+    ]
+    assert table_names([tuned, other], [same, {"version": "b"}]) == ["balanced-degrade-e10-s0", "b"]
+    with pytest.raises(InputError, match="cannot be told apart"):
+        table_names([tuned, tuned], [same, same])

@@ -31,6 +31,12 @@ def register(verbs: Verbs) -> None:
     train.add_argument("--lr", type=float, default=2e-3)
     train.add_argument("--no-modality-dropout", action="store_true", help="the baseline: full-modal only")
     train.add_argument("--consistency-weight", type=float, default=0.5)
+    train.add_argument(
+        "--subset-floor",
+        type=float,
+        default=0.5,
+        help="share of sub-modal draws spread evenly over the subsets; the rest goes by each subset's loss",
+    )
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default="auto", help="auto (cuda when torch sees a GPU) | cpu | cuda | cuda:N")
     train.add_argument("--workers", type=int, default=0, help="DataLoader workers")
@@ -64,6 +70,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         lr=args.lr,
         modality_dropout=not args.no_modality_dropout,
         consistency_weight=args.consistency_weight,
+        subset_floor=args.subset_floor,
         seed=args.seed,
         device=args.device,
         workers=args.workers,

@@ -42,7 +42,8 @@ def training_card(config: TrainConfig, net: BinSegNet, log: list[dict[str, Any]]
     last = log[-1]
     params = sum(p.numel() for p in net.parameters())
     mode = (
-        "balanced: full-modal + one sub-modal subset per step (loss-proportional sampling) "
+        "balanced: full-modal + one sub-modal subset per step (loss-proportional sampling, "
+        f"uniform share {config.subset_floor}) "
         f"+ consistency × {config.consistency_weight}"
         if config.modality_dropout
         else "baseline: full-modal only (no modality dropout)"

@@ -24,6 +24,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     modality_dropout: bool = True
     consistency_weight: float = 0.5
+    subset_floor: float = 0.5  # uniform share of the sub-modal draws; the rest follows each subset's loss
     seed: int = 0
     device: str = "auto"
     workers: int = 0

@@ -15,9 +15,11 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from binseg_ros.backends.torch import TorchBackend
 from binseg_ros.datasets import load_frame
+from binseg_ros.errors import InputError
 from binseg_ros.model import load_checkpoint
 from binseg_ros.training.card import CARD_NAME, add_evaluation
 from binseg_ros.training.evaluate import (
@@ -43,12 +45,27 @@ class HeldOutEvaluation:
     cards: tuple[Path, ...]  # model cards that now carry the table
 
 
+def table_names(checkpoints: Sequence[Path], metadata: Sequence[dict[str, Any]]) -> list[str]:
+    """One distinct table name per checkpoint: its version, then ``version (folder)`` for versions
+    that two checkpoints share; an InputError when even that repeats (the same file twice)."""
+    versions = [str(m.get("version", c.stem)) for c, m in zip(checkpoints, metadata, strict=True)]
+    names = [
+        f"{v} ({c.resolve().parent.name})" if versions.count(v) > 1 else v
+        for c, v in zip(checkpoints, versions, strict=True)
+    ]
+    if len(set(names)) < len(names):
+        raise InputError(f"checkpoints {[str(c) for c in checkpoints]} cannot be told apart: name each once")
+    return names
+
+
 def evaluate_checkpoints(
     checkpoints: Sequence[Path], data: Path, split_file: Path, size: tuple[int, int], device: str, out: Path
 ) -> HeldOutEvaluation:
     """Score every checkpoint on every modality subset of ``split_file``'s held-out frames.
 
-    Each table is named after the checkpoint's ``version`` (its file stem without one). The
+    Each table is named after the checkpoint's ``version`` (its file stem without one), with its
+    folder added when two checkpoints share a version (a fine-tune of a run with the same recipe
+    would otherwise overwrite the table of the run it started from). The
     tables go to ``out/robustness.json`` and ``out/robustness.md``; a ``model_card.md`` next
     to a checkpoint gets the markdown as its held-out section (replacing an earlier one).
     """
@@ -56,9 +73,9 @@ def evaluate_checkpoints(
     frames = [load_frame(data, frame_id) for frame_id in ids]
     tables: dict[str, Table] = {}
     degraded: dict[str, Table] = {}
-    for checkpoint in checkpoints:
-        net, metadata = load_checkpoint(checkpoint)
-        name = str(metadata.get("version", checkpoint.stem))
+    loaded = [load_checkpoint(checkpoint) for checkpoint in checkpoints]
+    names = table_names(checkpoints, [metadata for _, metadata in loaded])
+    for name, (net, _) in zip(names, loaded, strict=True):
         backend = TorchBackend(net, size, device)
         tables[name] = robustness_table(backend, size, frames)
         degraded[name] = degradation_table(backend, size, frames)

@@ -123,7 +123,7 @@ def _new_run(config: TrainConfig, device: torch.device, ranks: Ranks, steps_per_
         optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch, pct_start=0.1
     )
     model = data_parallel(_FullAndSub(net), ranks, device)
-    return _Run(net, model, optimizer, scheduler, SubsetSampler(PROPER_SUBSETS), ranks)
+    return _Run(net, model, optimizer, scheduler, SubsetSampler(PROPER_SUBSETS, floor=config.subset_floor), ranks)
 
 
 def _train_epoch(
@@ -236,7 +236,9 @@ def _save_model(config: TrainConfig, net: BinSegNet, out: Path) -> Path:
     """The trained checkpoint with its metadata, and the model card from the training log."""
     mode = ("balanced" if config.modality_dropout else "baseline") + ("-degrade" if config.augment.degrade else "")
     metadata = {
-        "version": f"{mode}-e{config.epochs}-s{config.seed}",
+        # "-ft": a fine-tune's recipe names its last epochs only; without the mark it would carry
+        # the name of a run trained from fresh weights with the same recipe.
+        "version": f"{mode}-e{config.epochs}-s{config.seed}" + ("-ft" if config.init else ""),
         "train_config": json.loads(json.dumps(asdict(config), default=sorted)),  # frozensets → lists
         "subsets_trained": [subset_name(s) for s in all_subsets()]
         if config.modality_dropout

@@ -4,6 +4,8 @@ frame costs only itself, and settings change while it runs."""
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
@@ -145,6 +147,30 @@ def test_a_bad_stamp_is_counted_for_its_sensor_and_its_next_frames_are_used(cali
     assert status.drops == {"bad_stamp": 1}
     assert status.bad_stamps == {"rgb": 0, "depth": 0, "thermal": 1} and status.recent_bad_stamps["thermal"] == 1
     assert status.health["thermal"] is Health.OK and status.clock_jumps == {}
+
+
+def test_a_rejected_message_is_freed_at_once(calibrated_net, held_out):
+    """A malformed image's error, kept by the caller to log, holds no cycle: nothing it refers
+    to waits for the cyclic collector (a node at camera rate would hold each bad message, with
+    its frames' locals, until a full collection)."""
+    camera = camera_frames(held_out[0])
+    runtime = _runtime(calibrated_net, [])
+    bad = _message(camera, "thermal", CLOCK_S)
+    bad.step = 1  # shorter than a row: bad_step
+    reasons = []
+
+    def on_image(msg):  # as an adapter's callback does: keeps the error in a local, logs it, returns
+        error = runtime.ingest("thermal", msg, Arrival(CLOCK_S * NS_PER_S))
+        reasons.append(None if error is None else error.reason)
+
+    gc.collect()
+    gc.disable()
+    try:
+        on_image(bad)
+        del bad
+        assert reasons == [DropReason.BAD_STEP] and gc.collect() == 0
+    finally:
+        gc.enable()
 
 
 def test_an_odd_sized_rgb_frame_is_a_resolution_mismatch_not_a_lost_set(calibrated_net, held_out):

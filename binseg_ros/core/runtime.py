@@ -125,7 +125,9 @@ class SegmentationRuntime:
                 frame, repair = to_frame(modality, cast(ImageMessage, msg), arrival, self.thermal)
         except ConversionError as exc:
             self.reject(modality, exc.reason)
-            return exc
+            # Without its traceback: the traceback holds this frame, whose caller keeps the
+            # returned error, a cycle that would keep the message until a full collection.
+            return exc.with_traceback(None)
         if repair is not None:
             self._count(self._sanitized, repair.value)
         self.offer(frame)

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from rosgraph import ros_environment
 
@@ -26,6 +27,7 @@ from binseg_ros.bench.soak import (
     episode,
     gap_end,
     growth,
+    point_growth,
 )
 from binseg_ros.bench.soak_judge import EVERY_SENSOR, Observations, Snapshot, judge
 from binseg_ros.bench.soak_report import write_report
@@ -33,8 +35,18 @@ from binseg_ros.core.gaps import Misses, RecentMisses
 from binseg_ros.modalities import MODALITIES
 
 
-def _row(minute: int, rss: float = 300.0, latency: float = 20.0) -> MinuteRow:
-    return MinuteRow(minute, rss, [latency] * 100, masks=100, anchors=100, counters={"drops.superseded": minute})
+def _row(minute: int, rss: float = 300.0, latency: float = 20.0, swing: float = 0.0) -> MinuteRow:
+    """A minute whose per-second RSS swings ``swing`` MiB around ``rss`` and ends on its high side."""
+    samples = [rss + (swing if second % 2 else -swing) for second in range(60)]
+    return MinuteRow(
+        minute,
+        samples[-1],
+        [latency] * 100,
+        masks=100,
+        anchors=100,
+        counters={"drops.superseded": minute},
+        rss_samples=samples,
+    )
 
 
 def _accounting(**changes: object) -> Accounting:
@@ -58,12 +70,19 @@ def test_every_fault_is_in_the_cycle_once_with_a_clean_gap_after_it():
         assert following is None or gap_end(current) == following.start_s
 
 
-def test_memory_growth_is_measured_from_the_end_of_the_baseline_minute():
-    flat = [_row(m, rss=500.0 if m < BASELINE_MINUTE - 1 else 300.0) for m in range(12)]
-    assert growth(flat) == 0.0  # start-up allocations before the baseline minute ends do not count
-    rising = [_row(m, rss=300.0 + m) for m in range(12)]
-    assert growth(rising) == pytest.approx((311.0 - (300.0 + BASELINE_MINUTE - 1)) / (300.0 + BASELINE_MINUTE - 1))
-    assert math.isnan(growth(rising[:BASELINE_MINUTE]))  # too short to have grown from it
+def test_memory_growth_compares_window_medians_after_the_baseline_minute():
+    length = BASELINE_MINUTE + 2 * DRIFT_WINDOW
+    start_up = [_row(m, rss=500.0 if m < BASELINE_MINUTE else 300.0) for m in range(length)]
+    assert growth(start_up) == 0.0  # what start-up allocated before the baseline minute ended does not count
+    # Buffers filling and draining: 10 MiB swings inside every minute, sampled high at one end
+    # and low at the other, yet nothing held for good.
+    swinging = [_row(m, swing=5.0 if m < length - 1 else -5.0) for m in range(length)]
+    assert growth(swinging) == 0.0
+    assert point_growth(swinging) == pytest.approx(295.0 / 305.0 - 1.0)  # what one sample at each end would say
+    leaking = [_row(m, rss=300.0 + m, swing=5.0) for m in range(length)]  # 1 MiB a minute
+    late, early = np.median([300.0 + m for m in range(length - DRIFT_WINDOW, length)]), 300.0 + BASELINE_MINUTE + 2
+    assert growth(leaking) == pytest.approx(late / early - 1.0)
+    assert math.isnan(growth(leaking[:-1])) and math.isnan(point_growth(leaking[:BASELINE_MINUTE]))
 
 
 def test_latency_drift_pools_a_window_at_each_end_and_needs_both():
@@ -147,7 +166,8 @@ def test_the_report_has_goals_faults_minutes_and_a_plot(tmp_path):
     rows = [_row(m) for m in range(2)]
     results = [EpisodeResult(m, e.fault, {"node running": True}) for m in range(2) for e in SCHEDULE]
     results[0].checks["bad_stamp +4"] = False
-    verdict = Verdict(growth(rows), drift(rows), len(results), sum(r.survived for r in results), _accounting(), 0)
+    survived = sum(r.survived for r in results)
+    verdict = Verdict(growth(rows), point_growth(rows), drift(rows), len(results), survived, _accounting(), 0)
     assert not verdict.met
     report = write_report(tmp_path, "test", rows, results, verdict).read_text()
     assert f"| every injected fault survived | {len(results) - 1} of {len(results)} | **no** |" in report

@@ -119,6 +119,15 @@ class MinuteRow:
     anchors: int  # RGB images published in this minute
     counters: dict[str, int]  # the node's counters at the minute's end (its last diagnostics)
     rss_parts: dict[str, float] = field(default_factory=dict)  # anon, file, shmem (MiB): where rss_mib lives
+    rss_samples: list[float] = field(default_factory=list, repr=False)  # RSS (MiB) at each second of the minute
+
+    @property
+    def rss_range(self) -> tuple[float, float, float]:
+        """The minute's per-second RSS: min, median, max (MiB)."""
+        if not self.rss_samples:
+            return (math.nan,) * 3
+        low, mid, high = np.percentile(self.rss_samples, [0, 50, 100])
+        return float(low), float(mid), float(high)
 
     @property
     def p50(self) -> float:
@@ -179,8 +188,25 @@ class Accounting:
 
 
 def growth(rows: Sequence[MinuteRow]) -> float:
-    """RSS growth from the end of the baseline minute (its row, 1-based) to the end of the run;
-    NaN when the run is no longer than that."""
+    """RSS growth: the median of the per-second samples of the last :data:`DRIFT_WINDOW` minutes
+    against that of the :data:`DRIFT_WINDOW` minutes after the baseline minute (the windows of
+    :func:`drift`); NaN when the run is too short for two windows.
+
+    Medians over windows, not one sample at each end: as the faults come and go, the frames the
+    node holds (sync buffers, DDS queues, the set in flight) move its RSS by several MiB within a
+    minute, more than the 1 % the goal must resolve. A leak moves the median; buffers filling and
+    draining do not.
+    """
+    if len(rows) < BASELINE_MINUTE + 2 * DRIFT_WINDOW:
+        return math.nan
+    early = [x for row in rows[BASELINE_MINUTE : BASELINE_MINUTE + DRIFT_WINDOW] for x in row.rss_samples]
+    late = [x for row in rows[-DRIFT_WINDOW:] for x in row.rss_samples]
+    return float(np.median(late) / np.median(early) - 1.0)
+
+
+def point_growth(rows: Sequence[MinuteRow]) -> float:
+    """RSS at the end of the run against the end of the baseline minute, one sample each: shown
+    beside :func:`growth` to say how much a single sample moves; NaN when the run is no longer."""
     if len(rows) <= BASELINE_MINUTE:
         return math.nan
     return rows[-1].rss_mib / rows[BASELINE_MINUTE - 1].rss_mib - 1.0
@@ -208,6 +234,7 @@ class Verdict:
     """The soak's goals against a run's numbers."""
 
     rss_growth: float
+    rss_point_growth: float
     p95_drift: float
     episodes: int
     survived: int
@@ -223,8 +250,9 @@ class Verdict:
         early = f"{BASELINE_MINUTE + 1}-{BASELINE_MINUTE + DRIFT_WINDOW}"
         return [
             (
-                f"RSS growth from the end of minute {BASELINE_MINUTE} to the end < {self.max_growth:.0%}",
-                _measured(self.rss_growth, 2),
+                f"RSS growth from minute {BASELINE_MINUTE} to the end < {self.max_growth:.0%} "
+                f"(median of the last {DRIFT_WINDOW} minutes against minutes {early}, sampled every second)",
+                f"{_measured(self.rss_growth, 2)} (one sample at each end: {_measured(self.rss_point_growth, 2)})",
                 math.isnan(self.rss_growth) or self.rss_growth < self.max_growth,
             ),
             (

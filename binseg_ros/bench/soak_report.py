@@ -39,14 +39,16 @@ def write_report(
         lines.append(f"| {fault.value} | {seen} | {ok} | {', '.join(failed) or '-'} | {last_detail[fault]} |")
     lines += [
         "",
-        "| minute | RSS MiB | anon / file / shmem MiB | masks / anchors | p50 ms | p95 ms | drops this minute |",
+        "| minute | RSS MiB, each second: min / median / max | at the end: anon / file / shmem MiB "
+        "| masks / anchors | p50 ms | p95 ms | drops this minute |",
         "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     previous: Mapping[str, int] = {}
     for row in rows:
         dropped = sum(v - previous.get(k, 0) for k, v in row.counters.items() if k.startswith("drops."))
         lines.append(
-            f"| {row.minute + 1} | {row.rss_mib:.1f} | {_parts(row)} | {row.masks} / {row.anchors} "
+            f"| {row.minute + 1} | {' / '.join(f'{x:.1f}' for x in row.rss_range)} | {_parts(row)} "
+            f"| {row.masks} / {row.anchors} "
             f"| {row.p50:.1f} | {row.p95:.1f} "
             f"| {dropped} |"
         )
@@ -65,7 +67,8 @@ def _write_minutes_csv(path: Path, rows: Sequence[MinuteRow]) -> None:
     keys = sorted({k for row in rows for k in row.counters})
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
-        header = ["minute", "rss_mib", *(f"rss_{part}_mib" for part in PARTS), "masks", "anchors", "p50_ms", "p95_ms"]
+        memory = ["rss_mib", *(f"rss_{part}_mib" for part in PARTS), "rss_min_mib", "rss_median_mib", "rss_max_mib"]
+        header = ["minute", *memory, "masks", "anchors", "p50_ms", "p95_ms"]
         writer.writerow([*header, *keys])
         for row in rows:
             counters = [row.counters.get(k, "") for k in keys]
@@ -74,6 +77,7 @@ def _write_minutes_csv(path: Path, rows: Sequence[MinuteRow]) -> None:
                     row.minute + 1,
                     f"{row.rss_mib:.2f}",
                     *(f"{row.rss_parts.get(part, math.nan):.2f}" for part in PARTS),
+                    *(f"{x:.2f}" for x in row.rss_range),
                     row.masks,
                     row.anchors,
                     f"{row.p50:.2f}",
@@ -100,7 +104,9 @@ def _plot(path: Path, rows: Sequence[MinuteRow]) -> None:
 
     minutes = [row.minute + 1 for row in rows]
     fig, (rss, latency, rate) = plt.subplots(3, 1, figsize=(8, 8), sharex=True)
-    rss.plot(minutes, [row.rss_mib for row in rows], marker="o", label="RSS")
+    low, middle, high = zip(*(row.rss_range for row in rows), strict=True)
+    rss.fill_between(minutes, low, high, alpha=0.25, label="RSS, each second: min to max")
+    rss.plot(minutes, middle, marker="o", label="RSS median")
     for part in PARTS:
         rss.plot(minutes, [row.rss_parts.get(part, math.nan) for row in rows], marker=".", label=part)
     rss.set_ylabel("node memory (MiB)")

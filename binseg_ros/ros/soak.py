@@ -46,6 +46,7 @@ from binseg_ros.bench.soak import (
     episode,
     gap_end,
     growth,
+    point_growth,
 )
 from binseg_ros.bench.soak_judge import Observations, Snapshot, judge
 from binseg_ros.bench.soak_report import write_report
@@ -96,6 +97,7 @@ class SoakPlayer(FramePlayer):
         self.anchors: dict[tuple[int, int], float] = {}  # RGB stamp → publish time, until its mask comes
         self.anchors_per_minute: Counter[int] = Counter()
         self.latencies: defaultdict[int, list[float]] = defaultdict(list)  # minute → ms
+        self.rss: defaultdict[int, list[float]] = defaultdict(list)  # minute → the node's RSS (MiB) each second
         self.seen = Observations()
         self.extra: deque[tuple[str, Image]] = deque()  # injected messages, one per tick after the camera images
         self.parameter_answers: dict[tuple[int, str], Future] = {}  # (minute, request) → its future
@@ -135,7 +137,7 @@ class SoakPlayer(FramePlayer):
         total_s = minutes * 60.0
         self.parameter_service.wait_for_service(timeout_sec=10.0)
         self.start = time.monotonic()
-        tick, previous = 0, -1.0
+        tick, previous, sampled = 0, -1.0, -1
         with tqdm(total=math.ceil(total_s), unit="s", desc="soak") as bar:
             while (t := tick / self.rate) < total_s:
                 self.spin_for(max(0.0, self.start + t - time.monotonic()))
@@ -146,6 +148,9 @@ class SoakPlayer(FramePlayer):
                 self._tick(tick, minute, previous if t_in >= previous else -1.0, t_in)
                 previous = t_in
                 tick += 1
+                if int(t) != sampled:  # the first tick of each second
+                    sampled = int(t)
+                    self.rss[minute].append(memory_mib(node.process.pid)["rss"])
                 bar.update(int(t) - bar.n)
             self.spin_for(max(0.0, self.start + total_s - time.monotonic()))
             bar.update(bar.total - bar.n)
@@ -251,6 +256,7 @@ class SoakPlayer(FramePlayer):
             rss_mib=(memory := memory_mib(node.process.pid))["rss"],
             rss_parts={k: v for k, v in memory.items() if k != "rss"},
             latencies_ms=self.latencies.pop(minute, []),
+            rss_samples=self.rss.pop(minute, []),
             masks=self.seen.masks_between(t0, t0 + CYCLE_S),
             anchors=self.anchors_per_minute[minute],
             counters=last.counters() if last is not None else {},
@@ -304,7 +310,8 @@ def run_soak(manifest: Manifest, minutes: float, rate: float, out: Path) -> int:
         exit_code = node.stop()
         player.destroy_node()
         rclpy.try_shutdown()
-    verdict = Verdict(growth(rows), drift(rows), len(results), sum(r.survived for r in results), accounting, exit_code)
+    survived = sum(r.survived for r in results)
+    verdict = Verdict(growth(rows), point_growth(rows), drift(rows), len(results), survived, accounting, exit_code)
     height, width = frames[0]["rgb"].shape[:2]
     header = (
         f"{minutes:g} min at {rate:g} Hz, three {width}x{height} sensors, model {manifest.model} "

@@ -26,18 +26,14 @@ def _loss(net: BinSegNet, batch) -> float:
         return float(segmentation_loss(net(modality_batch(batch, MODALITIES, torch.device("cpu"))), batch["target"]))
 
 
+def _smoke_config(mm5_root, out_dir, **changes) -> TrainConfig:
+    """A run small enough for a test: a few MM5 training frames at SIZE, seed 3."""
+    settings = {"size": SIZE, "batch_size": 4, "seed": 3, **changes}
+    return TrainConfig(data_root=str(mm5_root), split_file=str(SPLITS / "mm5.yaml"), out_dir=str(out_dir), **settings)
+
+
 def test_one_epoch_lowers_the_loss_and_resume_continues(mm5_root, tmp_path):
-    config = TrainConfig(
-        data_root=str(mm5_root),
-        split_file=str(SPLITS / "mm5.yaml"),
-        out_dir=str(tmp_path),
-        size=SIZE,
-        epochs=2,
-        batch_size=4,
-        lr=3e-3,
-        limit=8,
-        seed=3,
-    )
+    config = _smoke_config(mm5_root, tmp_path, epochs=2, lr=3e-3, limit=8)
     ids = load_split(config.split_file).train_ids()[:8]
     clean = SegmentationDataset(mm5_root, ids, SIZE, Augment.none())
     batch = torch.utils.data.default_collate([clean[i] for i in range(len(clean))])
@@ -151,19 +147,7 @@ def test_a_fine_tune_starts_from_its_weights_and_says_so(mm5_root, tmp_path):
 
     _seed_everything(11)
     start = save_checkpoint(BinSegNet(), tmp_path / "start.pt", {"version": "start"})
-    config = TrainConfig(
-        data_root=str(mm5_root),
-        split_file=str(SPLITS / "mm5.yaml"),
-        out_dir=str(tmp_path / "tuned"),
-        size=SIZE,
-        epochs=1,
-        batch_size=4,
-        lr=1e-9,
-        limit=4,
-        seed=3,
-        init=str(start),
-        subset_floor=1.0,
-    )
+    config = _smoke_config(mm5_root, tmp_path / "tuned", epochs=1, lr=1e-9, limit=4, init=str(start), subset_floor=1.0)
     model_path = train(config, progress=False)
     tuned, metadata = load_checkpoint(model_path)
     started, _ = load_checkpoint(start)

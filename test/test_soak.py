@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from rosgraph import ros_environment
 
+from binseg_ros.bench.memory import anonymous_mappings, memory_mib
 from binseg_ros.bench.soak import (
     BASELINE_MINUTE,
     CYCLE_S,
@@ -27,6 +28,7 @@ from binseg_ros.bench.soak import (
     episode,
     gap_end,
     growth,
+    mapping_growth,
     point_growth,
 )
 from binseg_ros.bench.soak_judge import EVERY_SENSOR, Observations, Snapshot, judge
@@ -44,7 +46,7 @@ def _row(minute: int, rss: float = 300.0, latency: float = 20.0, swing: float = 
         [latency] * 100,
         masks=100,
         anchors=100,
-        counters={"drops.superseded": minute},
+        counters={"drops.superseded": minute, "masks": 100 * (minute + 1)},  # the node's counters: totals
         rss_samples=samples,
     )
 
@@ -83,6 +85,27 @@ def test_memory_growth_compares_window_medians_after_the_baseline_minute():
     late, early = np.median([300.0 + m for m in range(length - DRIFT_WINDOW, length)]), 300.0 + BASELINE_MINUTE + 2
     assert growth(leaking) == pytest.approx(late / early - 1.0)
     assert math.isnan(growth(leaking[:-1])) and math.isnan(point_growth(leaking[:BASELINE_MINUTE]))
+
+
+def test_growth_is_put_on_the_mappings_that_grew():
+    rows = [_row(m) for m in range(BASELINE_MINUTE + 3)]
+    rows[BASELINE_MINUTE - 1].mappings = {"a [heap]": 100.0, "b [anon]": 6.0, "c [anon]": 8.0}
+    rows[-1].mappings = {"a [heap]": 101.0, "b [anon]": 11.5, "c [anon]": 7.0, "d [anon]": 2.0}
+    assert mapping_growth(rows) == [("b [anon]", 6.0, 11.5), ("d [anon]", 0.0, 2.0), ("a [heap]", 100.0, 101.0)]
+    assert mapping_growth(rows, top=1) == [("b [anon]", 6.0, 11.5)]
+    assert mapping_growth(rows[:BASELINE_MINUTE]) == []
+
+
+def test_this_process_memory_is_read_by_kind_and_by_mapping():
+    ballast = np.ones(64 * 2**20 // 8)  # 64 MiB touched: in an anonymous mapping of its own or the heap
+    memory, mappings = memory_mib(os.getpid()), anonymous_mappings(os.getpid())
+    assert memory["rss"] >= memory["anon"] > 64 and memory["rss"] == pytest.approx(
+        memory["anon"] + memory["file"] + memory["shmem"], abs=0.1
+    )
+    assert max(mappings.values()) >= 64 and sum(mappings.values()) <= memory["anon"] + 1
+    assert ballast.sum() > 0
+    assert memory_mib(2**22 + 7) == {k: pytest.approx(math.nan, nan_ok=True) for k in memory}
+    assert anonymous_mappings(2**22 + 7) == {}
 
 
 def test_latency_drift_pools_a_window_at_each_end_and_needs_both():
@@ -163,7 +186,8 @@ def test_evidence_from_before_a_fault_ended_does_not_count_for_after_it():
 
 
 def test_the_report_has_goals_faults_minutes_and_a_plot(tmp_path):
-    rows = [_row(m) for m in range(2)]
+    rows = [_row(m) for m in range(BASELINE_MINUTE + 1)]
+    rows[BASELINE_MINUTE - 1].mappings, rows[-1].mappings = {"7f00 [anon]": 6.0}, {"7f00 [anon]": 11.5}
     results = [EpisodeResult(m, e.fault, {"node running": True}) for m in range(2) for e in SCHEDULE]
     results[0].checks["bad_stamp +4"] = False
     survived = sum(r.survived for r in results)
@@ -172,8 +196,13 @@ def test_the_report_has_goals_faults_minutes_and_a_plot(tmp_path):
     report = write_report(tmp_path, "test", rows, results, verdict).read_text()
     assert f"| every injected fault survived | {len(results) - 1} of {len(results)} | **no** |" in report
     assert "| bad_stamps | 2 | 1 | bad_stamp +4 |" in report
+    assert "| `7f00 [anon]` | 6.0 | 11.5 |" in report
     with (tmp_path / "soak_minutes.csv").open() as f:
-        assert [row["drops.superseded"] for row in csv.DictReader(f)] == ["0", "1"]
+        header, *minutes = list(csv.reader(f))
+    assert len(set(header)) == len(header)  # the node's counters beside the player's own figures
+    table = [dict(zip(header, minute, strict=True)) for minute in minutes]
+    assert [row["drops.superseded"] for row in table] == [str(m) for m in range(len(rows))]
+    assert {row["masks_received"] for row in table} == {"100"} and table[-1]["masks"] == str(100 * len(rows))
     assert (tmp_path / "soak.png").stat().st_size > 0
 
 

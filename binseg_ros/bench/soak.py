@@ -120,6 +120,7 @@ class MinuteRow:
     counters: dict[str, int]  # the node's counters at the minute's end (its last diagnostics)
     rss_parts: dict[str, float] = field(default_factory=dict)  # anon, file, shmem (MiB): where rss_mib lives
     rss_samples: list[float] = field(default_factory=list, repr=False)  # RSS (MiB) at each second of the minute
+    mappings: dict[str, float] = field(default_factory=dict, repr=False)  # anonymous mapping → resident MiB, at the end
 
     @property
     def rss_range(self) -> tuple[float, float, float]:
@@ -202,6 +203,17 @@ def growth(rows: Sequence[MinuteRow]) -> float:
     early = [x for row in rows[BASELINE_MINUTE : BASELINE_MINUTE + DRIFT_WINDOW] for x in row.rss_samples]
     late = [x for row in rows[-DRIFT_WINDOW:] for x in row.rss_samples]
     return float(np.median(late) / np.median(early) - 1.0)
+
+
+def mapping_growth(rows: Sequence[MinuteRow], top: int = 5) -> list[tuple[str, float, float]]:
+    """Where the anonymous memory grew from the end of the baseline minute to the end: the
+    ``top`` mappings by growth, as (mapping, MiB then, MiB at the end); empty when the run is no
+    longer than the baseline minute. A mapping that appeared since counts from 0."""
+    if len(rows) <= BASELINE_MINUTE:
+        return []
+    then, end = rows[BASELINE_MINUTE - 1].mappings, rows[-1].mappings
+    grown = sorted(end, key=lambda name: then.get(name, 0.0) - end[name])[:top]
+    return [(name, then.get(name, 0.0), end[name]) for name in grown if end[name] > then.get(name, 0.0)]
 
 
 def point_growth(rows: Sequence[MinuteRow]) -> float:

@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from binseg_ros.bench.soak import EpisodeResult, Fault, MinuteRow, Verdict
+from binseg_ros.bench.soak import BASELINE_MINUTE, EpisodeResult, Fault, MinuteRow, Verdict, mapping_growth
 
 PARTS = ("anon", "file", "shmem")  # of the RSS, as /proc reports them
 
@@ -53,6 +53,16 @@ def write_report(
             f"| {dropped} |"
         )
         previous = row.counters
+    grown = mapping_growth(rows)
+    if grown:
+        lines += [
+            "",
+            f"Where the anonymous memory grew, end of minute {BASELINE_MINUTE} to the end (largest first):",
+            "",
+            "| mapping | MiB then | MiB at the end |",
+            "|---|---:|---:|",
+            *(f"| `{name}` | {then:.1f} | {end:.1f} |" for name, then, end in grown),
+        ]
     lines += ["", "![soak](soak.png)", ""]
     path = out / "soak.md"
     path.write_text("\n".join(lines))
@@ -68,7 +78,7 @@ def _write_minutes_csv(path: Path, rows: Sequence[MinuteRow]) -> None:
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         memory = ["rss_mib", *(f"rss_{part}_mib" for part in PARTS), "rss_min_mib", "rss_median_mib", "rss_max_mib"]
-        header = ["minute", *memory, "masks", "anchors", "p50_ms", "p95_ms"]
+        header = ["minute", *memory, "masks_received", "anchors_sent", "p50_ms", "p95_ms"]
         writer.writerow([*header, *keys])
         for row in rows:
             counters = [row.counters.get(k, "") for k in keys]

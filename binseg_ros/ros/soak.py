@@ -30,6 +30,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 from tqdm import tqdm
 
+from binseg_ros.bench.memory import anonymous_mappings, memory_mib
 from binseg_ros.bench.soak import (
     CLOCK_JUMP_S,
     CYCLE_S,
@@ -62,20 +63,6 @@ from binseg_ros.ros.process import NodeProcess
 
 QUIET_S = 3.0  # after the last tick: sensors time out, buffers empty, a last /diagnostics goes out
 FUTURE_S = 1000  # the far-future bad stamp, seconds ahead
-
-
-def memory_mib(pid: int) -> dict[str, float]:
-    """Process ``pid``'s resident memory (Linux ``/proc``), MiB: ``rss`` and its parts ``anon``
-    (heap and stacks: where a leak grows), ``file`` (mapped libraries and files) and ``shmem``
-    (shared memory, which DDS's shared-memory transport fills page by page as it uses its
-    segments); NaN for what there is none to read."""
-    fields = {"rss": "VmRSS", "anon": "RssAnon", "file": "RssFile", "shmem": "RssShmem"}
-    try:
-        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
-    except OSError:
-        lines = []
-    values = dict(line.split(":", 1) for line in lines if ":" in line)  # "VmRSS" -> "  359888 kB"
-    return {name: int(values[key].split()[0]) / 1024 if key in values else math.nan for name, key in fields.items()}
 
 
 def _stamp(ns: int) -> Time:
@@ -257,6 +244,7 @@ class SoakPlayer(FramePlayer):
             rss_parts={k: v for k, v in memory.items() if k != "rss"},
             latencies_ms=self.latencies.pop(minute, []),
             rss_samples=self.rss.pop(minute, []),
+            mappings=anonymous_mappings(node.process.pid),
             masks=self.seen.masks_between(t0, t0 + CYCLE_S),
             anchors=self.anchors_per_minute[minute],
             counters=last.counters() if last is not None else {},

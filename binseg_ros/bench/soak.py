@@ -15,7 +15,7 @@ episode, this module the run against its goals (:class:`Verdict`), and
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -188,6 +188,23 @@ class Accounting:
         )
 
 
+def _pooled(
+    rows: Sequence[MinuteRow], values: Callable[[MinuteRow], list[float]]
+) -> tuple[list[float], list[float]] | None:
+    """``values`` pooled over the :data:`DRIFT_WINDOW` minutes after the baseline minute and over
+    the last :data:`DRIFT_WINDOW` minutes: the two windows growth and drift compare; None when the
+    run is too short for both."""
+    if len(rows) < BASELINE_MINUTE + 2 * DRIFT_WINDOW:
+        return None
+    early = [x for row in rows[BASELINE_MINUTE : BASELINE_MINUTE + DRIFT_WINDOW] for x in values(row)]
+    return early, [x for row in rows[-DRIFT_WINDOW:] for x in values(row)]
+
+
+def _ends(rows: Sequence[MinuteRow]) -> tuple[MinuteRow, MinuteRow] | None:
+    """The baseline minute's row and the last one; None when the run is no longer than the baseline."""
+    return (rows[BASELINE_MINUTE - 1], rows[-1]) if len(rows) > BASELINE_MINUTE else None
+
+
 def growth(rows: Sequence[MinuteRow]) -> float:
     """RSS growth: the median of the per-second samples of the last :data:`DRIFT_WINDOW` minutes
     against that of the :data:`DRIFT_WINDOW` minutes after the baseline minute (the windows of
@@ -198,10 +215,10 @@ def growth(rows: Sequence[MinuteRow]) -> float:
     minute, more than the 1 % the goal must resolve. A leak moves the median; buffers filling and
     draining do not.
     """
-    if len(rows) < BASELINE_MINUTE + 2 * DRIFT_WINDOW:
+    windows = _pooled(rows, lambda row: row.rss_samples)
+    if windows is None:
         return math.nan
-    early = [x for row in rows[BASELINE_MINUTE : BASELINE_MINUTE + DRIFT_WINDOW] for x in row.rss_samples]
-    late = [x for row in rows[-DRIFT_WINDOW:] for x in row.rss_samples]
+    early, late = windows
     return float(np.median(late) / np.median(early) - 1.0)
 
 
@@ -209,9 +226,10 @@ def mapping_growth(rows: Sequence[MinuteRow], top: int = 5) -> list[tuple[str, f
     """Where the anonymous memory grew from the end of the baseline minute to the end: the
     ``top`` mappings by growth, as (mapping, MiB then, MiB at the end); empty when the run is no
     longer than the baseline minute. A mapping that appeared since counts from 0."""
-    if len(rows) <= BASELINE_MINUTE:
+    ends = _ends(rows)
+    if ends is None:
         return []
-    then, end = rows[BASELINE_MINUTE - 1].mappings, rows[-1].mappings
+    then, end = ends[0].mappings, ends[1].mappings
     grown = sorted(end, key=lambda name: then.get(name, 0.0) - end[name])[:top]
     return [(name, then.get(name, 0.0), end[name]) for name in grown if end[name] > then.get(name, 0.0)]
 
@@ -219,19 +237,18 @@ def mapping_growth(rows: Sequence[MinuteRow], top: int = 5) -> list[tuple[str, f
 def point_growth(rows: Sequence[MinuteRow]) -> float:
     """RSS at the end of the run against the end of the baseline minute, one sample each: shown
     beside :func:`growth` to say how much a single sample moves; NaN when the run is no longer."""
-    if len(rows) <= BASELINE_MINUTE:
-        return math.nan
-    return rows[-1].rss_mib / rows[BASELINE_MINUTE - 1].rss_mib - 1.0
+    ends = _ends(rows)
+    return math.nan if ends is None else ends[1].rss_mib / ends[0].rss_mib - 1.0
 
 
 def drift(rows: Sequence[MinuteRow]) -> float:
     """p95 of the last :data:`DRIFT_WINDOW` minutes against the p95 of the :data:`DRIFT_WINDOW`
     minutes after the baseline minute, each pooled over its minutes; NaN when the run is too short
     for two windows, inf when a window has no latency at all (no mask came: not a drift to pass)."""
-    if len(rows) < BASELINE_MINUTE + 2 * DRIFT_WINDOW:
+    windows = _pooled(rows, lambda row: row.latencies_ms)
+    if windows is None:
         return math.nan
-    early = [x for row in rows[BASELINE_MINUTE : BASELINE_MINUTE + DRIFT_WINDOW] for x in row.latencies_ms]
-    late = [x for row in rows[-DRIFT_WINDOW:] for x in row.latencies_ms]
+    early, late = windows
     if not early or not late:
         return math.inf
     return float(np.percentile(late, 95) / np.percentile(early, 95) - 1.0)

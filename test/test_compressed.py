@@ -79,6 +79,19 @@ def test_lossless_formats_decode_to_the_raw_frame_exactly(
         assert (packed.scale, packed.offset, packed.frame_id) == (raw.scale, raw.offset, "cam")
 
 
+@pytest.mark.parametrize("encoding", ["rgba8", "bgra8"])
+def test_colour_with_alpha_is_compressed_as_bgr_and_decodes_to_rgb(frames, encoding):
+    """A camera that publishes with alpha (``bgra8; jpeg compressed bgr8``): colour kept, alpha gone."""
+    rgb = frames[0]["rgb"]
+    alpha = np.full((*rgb.shape[:2], 1), 255, np.uint8)
+    array = np.concatenate([rgb if encoding == "rgba8" else rgb[..., ::-1], alpha], axis=2)
+    fmt, data = encode(array, encoding, codec="png")
+    assert fmt == f"{encoding}; png compressed bgr8"
+    packed, _ = compressed_to_frame("rgb", message(fmt, data), Arrival(0))
+    raw, _ = to_frame("rgb", to_image(array, encoding, Header(frame_id="cam")), Arrival(0))
+    assert np.array_equal(packed.sensor_units(), rgb) and np.array_equal(raw.sensor_units(), rgb)
+
+
 def test_jpeg_is_within_tolerance_and_keeps_rgb_order(frames):
     for frame in frames:
         fmt, data = encode(frame["rgb"], "rgb8")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from sensor_msgs.msg import Image
@@ -52,8 +53,10 @@ def test_round_trip_and_zero_copy_view():
 def test_padded_rows_and_big_endian_are_decoded():
     depth = np.arange(12, dtype=np.uint16).reshape(3, 4) * 250
     for bigendian in (False, True):
-        view = image_view(message(depth, "16UC1", pad=6, bigendian=bigendian))
-        assert np.array_equal(view, depth)
+        for pad in (6, 1):  # a step that is no whole number of pixels is legal too
+            view = image_view(message(depth, "16UC1", pad=pad, bigendian=bigendian))
+            assert np.array_equal(view, depth)
+            assert cv2.resize(view, (8, 6)).shape == (6, 8)  # OpenCV indexes it: rows start on whole elements
 
 
 @pytest.mark.parametrize(
@@ -61,6 +64,8 @@ def test_padded_rows_and_big_endian_are_decoded():
     [
         ("rgb", "bgr8", np.array([[[10, 20, 30]]], np.uint8), np.array([[[30, 20, 10]]], np.uint8)),
         ("rgb", "mono8", np.array([[7]], np.uint8), np.array([[[7, 7, 7]]], np.uint8)),
+        ("rgb", "rgba8", np.array([[[10, 20, 30, 0]]], np.uint8), np.array([[[10, 20, 30]]], np.uint8)),
+        ("rgb", "bgra8", np.array([[[10, 20, 30, 255]]], np.uint8), np.array([[[30, 20, 10]]], np.uint8)),
         ("depth", "16UC1", np.array([[1500, 0]], np.uint16), np.array([[1.5, 0.0]], np.float32)),
         ("depth", "32FC1", np.array([[1.25, 0.0]], np.float32), np.array([[1.25, 0.0]], np.float32)),
         ("thermal", "mono16", np.array([[18500]], np.uint16), np.array([[18500.0]], np.float32)),

@@ -7,7 +7,8 @@ or transport to decode (the part before ``;`` is the original encoding):
 
 - ``compressed`` (``compressed_publisher.cpp`` / ``compressed_subscriber.cpp``):
   ``rgb8; jpeg compressed bgr8`` (colour is stored BGR), ``mono8; jpeg compressed mono8``,
-  ``bgr8; png compressed bgr8``, ``mono16; png compressed `` (grey PNGs name no target), and
+  ``bgr8; png compressed bgr8``, ``bgra8; jpeg compressed bgr8`` (the alpha is dropped before
+  compressing), ``mono16; png compressed `` (grey PNGs name no target), and
   the legacy bare ``jpeg`` / ``png`` (the encoding follows from the decoded image). A 16-bit
   encoding sent as JPEG decodes 8-bit and is scaled by 256, as the subscriber does.
 - ``compressedDepth`` (``codec.cpp``, ``compression_common.h``, ``rvl_codec.cpp``): a
@@ -46,6 +47,8 @@ DEPTH_HEADER = struct.Struct("<iff")  # ConfigHeader: compressionFormat format; 
 INV_DEPTH = 0  # the only compressionFormat the publisher writes
 DEPTH_ENCODINGS = frozenset({"16UC1", "mono16", "32FC1"})
 COLOUR = frozenset({"rgb8", "bgr8"})
+ALPHA = {"rgba8": cv2.COLOR_RGBA2BGR, "bgra8": cv2.COLOR_BGRA2BGR}
+"""Colour with alpha: the plugin compresses it as bgr8 (neither codec keeps the alpha channel)."""
 # The plugins' parameter defaults: jpeg_quality, png_level, depth_max (m), depth_quantization (m).
 JPEG_QUALITY, PNG_LEVEL, DEPTH_MAX, DEPTH_QUANTIZATION = 95, 3, 10.0, 100.0
 _DECODE_FAILURES = (cv2.error, ValueError, struct.error, OverflowError)
@@ -148,6 +151,8 @@ def decode(msg: CompressedMessage) -> tuple[str, np.ndarray]:
 def _decode_image(fmt: Format, data: np.ndarray) -> tuple[str, np.ndarray]:
     image = _imdecode(data, fmt.codec)
     encoding = fmt.encoding or _bare_encoding(image)
+    if encoding in ALPHA:  # what was compressed is the colour without its alpha
+        encoding = "bgr8" if fmt.bgr else "rgb8"
     if encoding in COLOUR and image.ndim == 3 and image.shape[2] == 3:
         if fmt.bgr and encoding == "rgb8":
             image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
@@ -261,8 +266,9 @@ def _encode_image(pixels: np.ndarray, encoding: str, codec: str, quality: int, l
         raise InputError(f"compressed codec {codec!r}: expected jpeg or png")
     if pixels.dtype.itemsize > (1 if codec == "jpeg" else 2):
         raise InputError(f"{codec} cannot carry {encoding} without losing bits")
-    image = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR) if encoding == "rgb8" else pixels
-    target = "bgr8" if encoding in COLOUR else "mono8" if codec == "jpeg" else ""
+    conversion = cv2.COLOR_RGB2BGR if encoding == "rgb8" else ALPHA.get(encoding)
+    image = pixels if conversion is None else cv2.cvtColor(pixels, conversion)
+    target = "bgr8" if encoding in COLOUR or encoding in ALPHA else "mono8" if codec == "jpeg" else ""
     if codec == "jpeg":
         return f"{encoding}; jpeg compressed {target}", _imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     return f"{encoding}; png compressed {target}", _imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, level])

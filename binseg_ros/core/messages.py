@@ -56,13 +56,15 @@ class ImageMessage(Protocol):
 ENCODINGS: dict[str, tuple[np.dtype[Any], int]] = {
     "rgb8": (np.dtype(np.uint8), 3),
     "bgr8": (np.dtype(np.uint8), 3),
+    "rgba8": (np.dtype(np.uint8), 4),
+    "bgra8": (np.dtype(np.uint8), 4),
     "mono8": (np.dtype(np.uint8), 1),
     "mono16": (np.dtype(np.uint16), 1),
     "16UC1": (np.dtype(np.uint16), 1),
     "32FC1": (np.dtype(np.float32), 1),
 }
 ACCEPTED: dict[str, frozenset[str]] = {
-    "rgb": frozenset({"rgb8", "bgr8", "mono8"}),
+    "rgb": frozenset({"rgb8", "bgr8", "rgba8", "bgra8", "mono8"}),
     "depth": frozenset({"16UC1", "32FC1"}),
     "thermal": frozenset({"mono8", "mono16", "16UC1", "32FC1"}),
 }
@@ -135,7 +137,9 @@ def image_view(msg: ImageMessage) -> np.ndarray:
     rows = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.step)[:, :row_bytes]
     wire = dtype.newbyteorder(">") if msg.is_bigendian else dtype
     view = rows.view(wire)
-    if msg.is_bigendian and dtype.itemsize > 1:
+    if (msg.is_bigendian and dtype.itemsize > 1) or msg.step % dtype.itemsize:
+        # Swapped to host order, or rows that do not start on a whole element (a legal step that
+        # OpenCV refuses to index): one packed copy.
         view = view.astype(dtype)
     return view.reshape(msg.height, msg.width, channels) if channels > 1 else view.reshape(msg.height, msg.width)
 
@@ -176,16 +180,21 @@ def frame_from_pixels(
     return Frame(modality, stamp, arrival, data, str(header.frame_id), scale, offset), repair
 
 
+_TO_RGB = {
+    "bgr8": cv2.COLOR_BGR2RGB,
+    "rgba8": cv2.COLOR_RGBA2RGB,  # alpha dropped: the network sees colour only
+    "bgra8": cv2.COLOR_BGRA2RGB,
+    "mono8": cv2.COLOR_GRAY2RGB,
+}
+
+
 def _units(
     modality: str, encoding: str, view: np.ndarray, thermal: ThermalUnits
 ) -> tuple[np.ndarray, float, float, Repair | None]:
     """``(data, scale, offset, repair)``: the image and how to reach sensor units from it."""
     if modality == "rgb":
-        if encoding == "bgr8":
-            return cv2.cvtColor(view, cv2.COLOR_BGR2RGB), 1.0, 0.0, None
-        if encoding == "mono8":
-            return cv2.cvtColor(view, cv2.COLOR_GRAY2RGB), 1.0, 0.0, None
-        return view, 1.0, 0.0, None
+        conversion = _TO_RGB.get(encoding)
+        return (view if conversion is None else cv2.cvtColor(view, conversion)), 1.0, 0.0, None
     if modality == "depth":
         if encoding == "16UC1":
             return view, DEPTH_MM, 0.0, None

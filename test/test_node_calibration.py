@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import frame_inputs
+from rclpy.parameter import Parameter
+from rclpy.qos import ReliabilityPolicy, qos_profile_sensor_data
 from rosgraph import start_node
 from sensor_msgs.msg import CameraInfo
 
@@ -15,6 +17,7 @@ from binseg_ros.bags.rig_render import render_into_rig
 from binseg_ros.calibration.files import load_rig
 from binseg_ros.calibration.model import CameraInfo as Intrinsics
 from binseg_ros.datasets import camera_frames
+from binseg_ros.ros.node import SegmentNode
 from binseg_ros.ros.process import NodeProcess
 
 RIG = Path(__file__).resolve().parents[1] / "calibration" / "example" / "rig.yaml"
@@ -64,7 +67,8 @@ def test_intrinsics_from_topics_start_the_node_when_complete(fast_engine, ros_ha
     harness = ros_harness
     rig = load_rig(RIG)
     node = _start(fast_engine, harness, camera_info_source="topics")
-    pubs = {m: harness.create_publisher(CameraInfo, f"/{m}/camera_info", 5) for m in rig.cameras}
+    # As drivers publish them: best effort, beside each image topic.
+    pubs = {m: harness.create_publisher(CameraInfo, f"/{m}/camera_info", qos_profile_sensor_data) for m in rig.cameras}
     try:
         harness.masks.clear()
         mark = harness.mark()
@@ -96,3 +100,23 @@ def test_intrinsics_from_topics_start_the_node_when_complete(fast_engine, ros_ha
         for pub in pubs.values():
             harness.destroy_publisher(pub)
         assert node.stop() == 0, node.output
+
+
+def test_camera_info_follows_a_remapped_image_topic_with_the_images_qos(fast_engine, ros_harness):
+    """Remapping an image topic moves its camera_info with it (image_transport's pairing), and
+    the camera_info subscription takes the images' best-effort QoS, which any driver reaches."""
+    params = {"engine_dir": str(fast_engine.root), "calibration_file": str(RIG), "camera_info_source": "topics"}
+    node = SegmentNode(
+        context=ros_harness.context,
+        cli_args=["--ros-args", "-r", "rgb/image:=/cam/color/image_raw"],
+        parameter_overrides=[Parameter(name, value=value) for name, value in params.items()],
+    )
+    try:
+        node.start()
+        topics = {sub.topic_name for sub in node.subscriptions}
+        assert {"/cam/color/camera_info", "/depth/camera_info", "/thermal/camera_info"} <= topics
+        assert "/rgb/camera_info" not in topics
+        (endpoint,) = node.get_subscriptions_info_by_topic("/cam/color/camera_info")
+        assert endpoint.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
+    finally:
+        node.close()

@@ -4,7 +4,9 @@
 - ``camera_info_source: file``: the rig file (and the camera_info files it names) is the whole
   calibration, loaded and validated at start-up: a bad file stops the node with one line.
 - ``camera_info_source: topics``: the rig file gives the mounts (transforms, homographies) and
-  each camera's intrinsics come from ``<modality>/camera_info``, as drivers publish them. Until
+  each camera's intrinsics come from the ``camera_info`` topic beside its image topic, as
+  drivers publish them (``/cam/color/image_raw`` → ``/cam/color/camera_info``, after remapping,
+  as image_transport pairs them), with the images' QoS and ``qos_overrides``. Until
   every camera the node subscribes to has sent one, the calibration is incomplete: the node
   counts its images as ``calibration_incomplete`` and publishes nothing, and ``/diagnostics``
   names the topics it waits for. A ``camera_info`` that cannot be used is logged and waited past.
@@ -12,35 +14,46 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from functools import partial
 from typing import Any
 
 from rclpy.node import Node
+from rclpy.qos import QoSProfile
 from sensor_msgs.msg import CameraInfo as CameraInfoMsg
 
 from binseg_ros.calibration.files import camera_info_from_message, load_rig
 from binseg_ros.calibration.model import CameraInfo, Rig
 from binseg_ros.core.registration import Registration
 from binseg_ros.errors import CalibrationError
+from binseg_ros.ros.qos import subscribe
 
 SOURCES = ("file", "topics")
 
 
-def camera_info_topic(modality: str) -> str:
-    """The camera_info topic next to ``<modality>/image``, as image_transport pairs them."""
-    return f"{modality}/camera_info"
+def camera_info_topic(image_topic: str) -> str:
+    """The camera_info topic beside a resolved image topic: its last name replaced, as
+    image_transport's ``getCameraInfoTopic`` pairs them, so remapping the image moves both."""
+    namespace, _, _ = image_topic.rpartition("/")
+    return f"{namespace}/camera_info"
 
 
 class CalibrationSource:
     """The rig the node registers with, and what it still waits for."""
 
     def __init__(
-        self, node: Node, calibration_file: str, source: str, modalities: tuple[str, ...],
-        on_complete: Callable[[Registration], None], output_size: tuple[int, int] | None = None,
+        self, node: Node, calibration_file: str, source: str, image_topics: Mapping[str, str],
+        on_complete: Callable[[Registration], None], qos: QoSProfile, output_size: tuple[int, int] | None = None,
     ) -> None:  # fmt: skip
-        """``output_size``: where registered frames land (the network's input size)."""
+        """``image_topics``: each subscribed modality's resolved image topic; ``qos``: the images'
+        (drivers publish camera_info as they publish images, often best effort, which a reliable
+        subscription would never hear); ``output_size``: where registered frames land (the
+        network's input size).
+
+        Raises:
+            ConfigError: a ``qos_overrides`` value for a camera_info topic that its policy does not have.
+        """
         self._output_size = output_size
         self.description = "none (inputs registered)" if not calibration_file else f"{calibration_file}, {source}"
         self._rig: Rig | None = load_rig(calibration_file) if calibration_file else None
@@ -49,11 +62,10 @@ class CalibrationSource:
         self._node = node
         self._subscriptions: dict[str, Any] = {}
         if self._rig is not None and source == "topics":
-            for modality in (m for m in modalities if m in self._rig.cameras):
+            for modality in (m for m in image_topics if m in self._rig.cameras):
+                topic = camera_info_topic(image_topics[modality])
                 callback = partial(self._on_camera_info, modality)
-                self._subscriptions[modality] = node.create_subscription(
-                    CameraInfoMsg, camera_info_topic(modality), callback, 5
-                )
+                self._subscriptions[modality] = subscribe(node, CameraInfoMsg, topic, callback, qos)
 
     def registration(self) -> Registration | None:
         """The registration to start with: the file's, when the file is the whole calibration."""

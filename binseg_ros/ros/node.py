@@ -138,9 +138,11 @@ class SegmentNode(LifecycleNode):
         )
         self.backend_name = backend.name
         known = set(self.subscriptions)
+        image_topics = {m: self.resolve_topic_name(image_topic(m)) for m in s.modalities}
         self.calibration = CalibrationSource(
-            self, s.calibration_file, s.camera_info_source, s.modalities, self._calibrated, manifest.input_size
-        )
+            self, s.calibration_file, s.camera_info_source, image_topics, self._calibrated, s.input_qos(),
+            manifest.input_size,
+        )  # fmt: skip
         self._owned = [sub for sub in self.subscriptions if sub not in known]
         segmenter = Segmenter(backend, manifest.input_size, s.threshold, self.calibration.registration())
         subsets = [subset for subset in all_subsets() if set(subset) <= set(s.modalities)]

@@ -4,6 +4,9 @@
 #
 #   bash bench/run_gpu.sh        # from the repo root, on a machine with an NVIDIA GPU; about 5 minutes
 #
+# Every step has its own time limit and together they stay under 10 minutes, so one call of at
+# most that length always ends with every file written.
+#
 # Uses the machine's own python3 (torch with CUDA, nvcc on PATH); the repo need not be
 # installed. Writes env.txt, pytest.txt and one bench_*.md per bench into $OUT (default
 # build/gpu_out). Exits non-zero if any step failed; every step still runs.
@@ -30,20 +33,20 @@ step() {  # step NAME TIMEOUT PYTHON-CODE: one bench, its output in $OUT/NAME.md
 }
 
 echo "== pytest (GPU tests)"
-timeout 200 "$PYTHON" -m pytest -ra -p no:cacheprovider test/test_gpu.py 2>&1 | tee "$OUT/pytest.txt" || status=1
+timeout 140 "$PYTHON" -m pytest -ra -p no:cacheprovider test/test_gpu.py 2>&1 | tee "$OUT/pytest.txt" || status=1
 
-step bench_frequency 220 "
+step bench_frequency 180 "
 from binseg_ros.bench.frequency import run_frequency_bench
 raise SystemExit(run_frequency_bench(runs=100, warmup=10))"
 
 for size in '480, 640' '240, 320'; do
-    step "bench_gpu_network_${size/, /x}" 110 "
+    step "bench_gpu_network_${size/, /x}" 100 "
 from pathlib import Path
 from binseg_ros.bench.gpu_network import run_gpu_network_bench
 raise SystemExit(run_gpu_network_bench(Path('engines/binseg_s/weights.pt'), ($size), runs=300, warmup=30))"
 done
 
-step bench_gpu_pipeline 70 "
+step bench_gpu_pipeline 60 "
 from binseg_ros.bench.gpu_pipeline import run_gpu_pipeline_bench
 from binseg_ros.engines.locate import open_engine_folder
 raise SystemExit(run_gpu_pipeline_bench(open_engine_folder(), sets=300, warmup=30))"

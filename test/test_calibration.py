@@ -23,6 +23,8 @@ from binseg_ros.calibration.files import (
 )
 from binseg_ros.calibration.homography import _upright_order, reprojection_errors
 from binseg_ros.cli import main
+from binseg_ros.core.frame import Arrival, Frame
+from binseg_ros.core.registration import Registration
 from binseg_ros.errors import BinsegError, CalibrationError
 
 EXAMPLE = REPO / "calibration" / "example"
@@ -146,6 +148,19 @@ def test_a_bad_rig_file_names_the_file_and_the_key(rig_dir, kind):
     assert isinstance(caught.value, BinsegError)
     assert message.startswith(f"{rig_dir / edited}.yaml: "), message
     assert named_key in message and problem in message, message
+
+
+def test_a_homography_written_with_the_other_sign_registers_the_same(rig_dir):
+    """H and -H are one homography (pixels are divided by w), so -H is valid and must register."""
+    edit(rig_dir / "rig.yaml", "cameras.thermal.homography", [float(v) for v in -H_TRUE.ravel()])
+    rig = load_rig(rig_dir / "rig.yaml")
+    u, v = np.meshgrid(np.arange(320, dtype=np.float32), np.arange(256, dtype=np.float32))
+    thermal = 7000 + 3 * u + 2 * v
+    registered = Registration(rig).register(Frame("thermal", 0, Arrival(0), thermal)).data
+    expected = cv2.warpPerspective(thermal, -H_TRUE, (640, 480), flags=cv2.INTER_LINEAR)
+    inside = cv2.erode(cv2.warpPerspective(np.ones_like(thermal), -H_TRUE, (640, 480)), np.ones((3, 3))) == 1
+    assert inside.mean() > 0.5
+    assert np.abs(registered - expected)[inside].max() < 5 / 32  # a 3 + 2 count/px ramp sampled at 1/32 px
 
 
 def camera_info_message(info_path: Path) -> Any:

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from binseg_ros.bags.rig_render import render_for_camera, render_into_rig, synthetic_rig
-from binseg_ros.calibration.model import CameraMount, Rig
+from binseg_ros.calibration.model import CameraInfo, CameraMount, Rig
 from binseg_ros.core.frame import Arrival, Frame, FrameSet
-from binseg_ros.core.projection import pixel_rays
+from binseg_ros.core.projection import Projector, pixel_rays
 from binseg_ros.core.registration import Registration, fill_gaps
 from binseg_ros.errors import InputError
 from binseg_ros.metrics import boundary_f_measure
@@ -218,3 +218,77 @@ def test_registered_cameras_pass_through(rig, round_trips):
 def test_a_frame_of_the_wrong_size_is_refused(registration):
     with pytest.raises(InputError, match="depth"):
         registration(_frameset({"depth": np.ones((480, 640), np.float32)}))
+
+
+def _camera(
+    name: str, size: tuple[int, int], focal: float, model: str = "plumb_bob", D: list[float] | None = None
+) -> CameraInfo:
+    """A camera with its principal point at the image centre (no distortion unless ``D``)."""
+    height, width = size
+    K = np.array([[focal, 0.0, (width - 1) / 2], [0.0, focal, (height - 1) / 2], [0.0, 0.0, 1.0]])
+    D = D or [0.0] * (4 if model == "equidistant" else 5)
+    return CameraInfo(name, width, height, K, model, np.array(D, dtype=np.float64))
+
+
+@pytest.mark.parametrize("reference", ["rgb", "depth"])
+def test_full_size_depth_places_a_thermal_camera_registered_into_a_smaller_output(reference):
+    """Depth that passes through at the reference's size (aligned to colour, or the reference
+    itself) places each output pixel's point for a thermal camera on a transform."""
+    colour, thermal = _camera("rgb", (480, 640), 525.0), _camera("thermal", (120, 160), 130.0)
+    T = np.eye(4)
+    T[0, 3] = 0.05  # the thermal camera 5 cm right of the reference
+    cameras = {"rgb": CameraMount("rgb", colour), "depth": CameraMount("depth", _camera("depth", (480, 640), 525.0)),
+               "thermal": CameraMount("thermal", thermal, T_reference_camera=T)}  # fmt: skip
+    registration = Registration(Rig(reference, cameras), plane_distance_m=2.0, output_size=(240, 320))
+    ramp = np.tile(7000 + 10 * np.arange(160, dtype=np.float32), (120, 1))  # linear in u: interpolation is exact
+    images = {"rgb": np.zeros((480, 640, 3), np.uint8), "depth": np.full((480, 640), 1.5, np.float32), "thermal": ramp}
+    out = registration(_frameset(images)).frames["thermal"].data
+    assert out.shape == (240, 320)
+    # By hand: output column c is full-size column 2c + 0.5; its point at 1.5 m (not the 2 m
+    # plane) is 0.05 m further left in the thermal camera.
+    u_full = 2 * np.arange(320) + 0.5
+    u_thermal = 130 * (1.5 * (u_full - 319.5) / 525 - 0.05) / 1.5 + 79.5
+    inside = (u_thermal > 0.5) & (u_thermal < 158.5)
+    expected = 7000 + 10 * u_thermal[inside]
+    assert np.abs(out[:, inside] - expected).max() < 10 / 32  # cv2.remap samples at 1/32 px
+
+
+def test_a_colour_camera_behind_a_homography_keeps_its_channels():
+    """Thermal reference, RGB by a homography onto part of its view: the seen pixels are the
+    RGB's own, the unseen take each channel's mean over the seen."""
+    colour, thermal = _camera("rgb", (480, 640), 525.0), _camera("thermal", (120, 160), 130.0)
+    H = np.array([[0.25, 0.0, 20.0], [0.0, 0.25, 10.0], [0.0, 0.0, 1.0]])  # thermal (u, v) samples rgb (4u-80, 4v-40)
+    rig = Rig("thermal", {"thermal": CameraMount("thermal", thermal), "rgb": CameraMount("rgb", colour, homography=H)})
+    image = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    out = Registration(rig).register(Frame("rgb", STAMP, Arrival(STAMP), image)).data
+    seen = out[10:, 20:]
+    assert np.array_equal(seen, image[:440:4, :560:4])
+    mean = seen.reshape(-1, 3).mean(axis=0)
+    for unseen in (out[:10], out[:, :20]):
+        assert np.abs(unseen.reshape(-1, 3) - mean).max() <= 1  # uint8: the mean truncated
+
+
+def test_an_equidistant_lens_without_coefficients_is_still_f_theta():
+    """All-zero fisheye coefficients are the f·θ lens (OpenCV's fisheye model), not a pinhole."""
+    lens = _camera("fisheye", (480, 640), 300.0, "equidistant")
+    theta, phi = np.meshgrid(np.deg2rad(np.arange(0, 76, 5)), np.deg2rad(np.arange(0, 360, 30)))
+    points = np.stack([np.sin(theta) * np.cos(phi), np.sin(theta) * np.sin(phi), np.cos(theta)], -1).reshape(-1, 3)
+    zero = np.zeros(3)
+    expected = cv2.fisheye.projectPoints(points[:, None], zero, zero, lens.K, lens.D)[0][:, 0]
+    inside = (expected > 0).all(axis=1) & (expected[:, 0] < 639) & (expected[:, 1] < 479)
+    u, v, ok = Projector(lens)(*points[inside].T.astype(np.float32))
+    assert ok.all() and np.hypot(u - expected[inside, 0], v - expected[inside, 1]).max() < 0.01
+    x, y = pixel_rays(lens)  # by hand: the pixel at angle r = |(u - cx, v - cy)| / f sees the ray at angle r
+    u_grid, v_grid = np.meshgrid((np.arange(640) - 319.5) / 300, (np.arange(480) - 239.5) / 300)
+    r = np.hypot(u_grid, v_grid)
+    scale = np.tan(r) / np.where(r > 0, r, 1) + (r == 0)
+    assert np.allclose(x, u_grid * scale, atol=1e-6) and np.allclose(y, v_grid * scale, atol=1e-6)
+
+
+def test_pixel_rays_of_a_wide_lens_project_back_onto_their_pixels():
+    lens = _camera("wide", (480, 640), 300.0, "plumb_bob", [-0.3, 0.1, 0.001, 0.001, 0.0])
+    x, y = pixel_rays(lens)
+    rays = np.stack([x.ravel(), y.ravel(), np.ones(x.size)], -1)
+    back = cv2.projectPoints(rays, np.zeros(3), np.zeros(3), lens.K, lens.D)[0][:, 0]
+    u, v = np.meshgrid(np.arange(640), np.arange(480))
+    assert np.hypot(back[:, 0] - u.ravel(), back[:, 1] - v.ravel()).max() < 0.01  # well under remap's 1/32 px

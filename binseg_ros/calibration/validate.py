@@ -149,7 +149,8 @@ def homography(where: Where, value: Any, camera: CameraInfo, reference: CameraIn
 
     Every corner of the camera's image must map to a finite point on the same side of the
     horizon (the third coordinate keeps one sign), and the mapped image must overlap the
-    reference's: otherwise the matrix is singular, reversed or garbage.
+    reference's: otherwise the matrix is singular, reversed or garbage. Returned with that sign
+    positive: H and -H are the same homography, but remapping reads w <= 0 as behind the camera.
     """
     H = numbers(where, value, 9).reshape(3, 3)
     singular = np.linalg.svd(H, compute_uv=False)
@@ -166,7 +167,7 @@ def homography(where: Where, value: Any, camera: CameraInfo, reference: CameraIn
             f"homography maps the whole {camera.width}x{camera.height} image outside the reference's "
             f"{reference.width}x{reference.height} (is it reference → camera instead of camera → reference?)"
         )
-    return H
+    return H if corners[0, 2] > 0 else -H
 
 
 def camera_info(

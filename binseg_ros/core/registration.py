@@ -113,10 +113,11 @@ def _neutral_fill(image: np.ndarray, unseen: np.ndarray) -> np.ndarray:
     0 would be an extreme value to the network's per-frame thermal standardisation (a cold
     object filling the edge of the view); the mean leaves the frame's mean unchanged.
     """
-    seen = image.size - unseen.size
+    pixels = image.shape[0] * image.shape[1]
+    seen = pixels - unseen.size
     if unseen.size and seen:
-        flat = image.reshape(-1)
-        total = float(flat.sum(dtype=np.float64)) - float(flat[unseen].sum(dtype=np.float64))
+        flat = image.reshape(pixels, -1)  # one row per pixel: ``unseen`` indexes pixels, not samples
+        total = flat.sum(axis=0, dtype=np.float64) - flat[unseen].sum(axis=0, dtype=np.float64)
         flat[unseen] = total / seen
     return image
 
@@ -169,6 +170,9 @@ class _DepthAided:
     def __call__(self, frame: Frame, depth: np.ndarray | None) -> tuple[np.ndarray, float, float]:
         if depth is None:
             return self._fallback(frame)
+        height, width = self._cast.src_size
+        if depth.shape != (height, width):  # depth passed through at the reference's full size
+            depth = cv2.resize(depth, (width, height), interpolation=cv2.INTER_NEAREST)  # never blend across edges
         map_x, map_y = self._cast.maps(depth)
         missing = ~(depth > 0)  # 0, and NaN (32FC1's invalid)
         np.copyto(map_x, self._plane[0], where=missing)

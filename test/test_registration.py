@@ -85,6 +85,19 @@ def test_registered_frames_keep_stamps_and_take_the_reference_frame_id(round_tri
     assert depth.data.dtype == np.float32 and depth.scale == 1.0 and depth.offset == 0.0
 
 
+def test_sets_without_the_reference_camera_are_labelled_with_its_last_frame_id(rig, round_trips):
+    """Masks of a fallback set are in the reference camera's geometry: a consumer projecting
+    them through TF must get that camera's frame, not the anchor's own."""
+    _, published, _ = round_trips[0]
+    fresh = Registration(rig)
+    before = fresh(_frameset({"depth": published["depth"], "thermal": published["thermal"]}))
+    assert {f.frame_id for f in before.frames.values()} == {"depth_optical", "thermal_optical"}  # not heard yet
+    fresh(_frameset({"rgb": published["rgb"]}))
+    after = fresh(_frameset({"depth": published["depth"], "thermal": published["thermal"]}))
+    assert after.anchor.modality == "depth" and after.anchor.resolution == rig.reference_info.resolution
+    assert {f.frame_id for f in after.frames.values()} == {"rgb_optical"}
+
+
 def test_the_reference_frame_is_not_copied(registration, round_trips):
     _, published, _ = round_trips[0]
     frameset = _frameset(published)
@@ -106,7 +119,7 @@ def test_depth_in_millimetres_registers_like_metres(registration, round_trips):
     millimetres = np.round(published["depth"] * 1000).astype(np.uint16)
     again = registration(_frameset({"depth": millimetres}, {"depth": 0.001})).frames["depth"]
     assert again.data.dtype == np.float32 and again.scale == 1.0
-    assert again.frame_id == "depth_optical"  # no reference frame in the set: keeps its own
+    assert again.frame_id == "rgb_optical"  # no reference frame in the set: its geometry, its last frame_id
     difference = np.abs(again.data - registered.frames["depth"].data)
     assert np.median(difference[again.data > 0]) < 0.001
 

@@ -214,6 +214,7 @@ class Registration:
         self.size = output_size or self.reference_size  # where registered frames land
         self._reference = scaled_camera(rig.reference_info, self.size)
         self._steps: dict[str, Step] = {}
+        self._reference_frame_id: str | None = None  # the reference camera's, as last heard from
         for modality, mount in rig.cameras.items():
             if modality != rig.reference and not mount.registered:
                 self._steps[modality] = self._step(mount, plane_distance_m, fill_radius_px, depth_jump_ratio)
@@ -252,10 +253,17 @@ class Registration:
                        offset=offset)  # fmt: skip
 
     def __call__(self, frameset: FrameSet) -> FrameSet:
-        """The set with every frame in the reference camera's pixels; stamps and arrivals kept."""
+        """The set with every frame in the reference camera's pixels and frame_id; stamps and arrivals kept.
+
+        A set without the reference camera (its camera dead or left out) still lands in its
+        geometry, so it takes the frame_id that camera last sent; before it has sent any, the
+        frames keep their own.
+        """
         frames = frameset.frames
         reference = frames.get(self.rig.reference)
-        frame_id = None if reference is None else reference.frame_id
+        if reference is not None:
+            self._reference_frame_id = reference.frame_id
+        frame_id = self._reference_frame_id
         out: dict[str, Frame] = {}
         depth = None
         for modality in sorted(frames, key=lambda m: m != DEPTH):  # depth first: depth-aided cameras need it

@@ -3,6 +3,16 @@
 S-measure, max/mean F-measure (β² = 0.3), max/mean E-measure, weighted F, MAE, and at the
 0.5 threshold IoU, Dice, BER and the boundary F-measure (BF), each averaged over frames. Small foregrounds (MM5's median
 is 1.9 % of the image) make pixel accuracy meaningless; these are not fooled by it.
+
+Two conventions meet here:
+
+- S, F, E, wF and MAE follow the salient-object benchmarks (pysodmetrics' default): each
+  frame's map is stretched to its own min..max first, so they compare with published numbers.
+- IoU, Dice, BER and BF score the mask the node publishes: the probability itself above 0.5,
+  unstretched (a frame whose probability peaks at 0.4 publishes an empty mask, and scores as one).
+  A frame with no foreground in its label, common on a robot, scores IoU and Dice 1 when the
+  mask is empty too and 0 when it is not, and BER half its false-positive rate (no foreground
+  to miss); pysodmetrics would give 0, 0 and 0.5 whatever the mask.
 """
 
 from __future__ import annotations
@@ -49,27 +59,21 @@ def score_frame(probability: np.ndarray, truth: np.ndarray) -> FrameScore:
     pred = to_uint8(probability)
     gt = truth.astype(np.uint8) * 255
     s, e, wf, mae = sod.Smeasure(), sod.Emeasure(), sod.WeightedFmeasure(), sod.MAE()
-    binary = sod.FmeasureV2(
+    curves_of = sod.FmeasureV2(
         {
             "f": sod.FmeasureHandler(with_dynamic=True, with_adaptive=False, beta=0.3),
             "precision": sod.PrecisionHandler(with_dynamic=True, with_adaptive=False),
             "recall": sod.RecallHandler(with_dynamic=True, with_adaptive=False),
-            "iou": sod.IOUHandler(with_dynamic=False, with_adaptive=False, with_binary=True),
-            "dice": sod.DICEHandler(with_dynamic=False, with_adaptive=False, with_binary=True),
-            "ber": sod.BERHandler(with_dynamic=False, with_adaptive=False, with_binary=True),
         }
     )
-    for metric in (s, e, wf, mae, binary):
-        metric.step(pred, gt)
-    results = binary.get_results()
+    for metric in (s, e, wf, mae, curves_of):
+        metric.step(pred, gt)  # the benchmarks' per-frame stretch
+    results = curves_of.get_results()
     scalars = {
         "S": float(s.get_results()["sm"]),
         "wF": float(wf.get_results()["wfm"]),
         "MAE": float(mae.get_results()["mae"]),
-        "IoU": float(results["iou"]["binary"]),
-        "Dice": float(results["dice"]["binary"]),
-        "BER": float(results["ber"]["binary"]),
-        "BF": boundary_f_measure(probability > 0.5, truth),
+        **_mask_scores(probability.astype(np.float64), truth),
     }
     curves = {
         "F": np.asarray(results["f"]["dynamic"], np.float64),
@@ -78,6 +82,30 @@ def score_frame(probability: np.ndarray, truth: np.ndarray) -> FrameScore:
         "recall": np.asarray(results["recall"]["dynamic"], np.float64),
     }
     return FrameScore(scalars, curves)
+
+
+def _mask_scores(probability: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """IoU, Dice, BER and BF of the published mask (``probability > 0.5``, not stretched)."""
+    mask = probability > 0.5
+    if not truth.any():  # nothing to find: only false positives count
+        false_positive_rate = float(mask.mean())
+        agree = float(not mask.any())
+        return {"IoU": agree, "Dice": agree, "BER": 0.5 * false_positive_rate, "BF": agree}
+    binary = sod.FmeasureV2(
+        {
+            "iou": sod.IOUHandler(with_dynamic=False, with_adaptive=False, with_binary=True),
+            "dice": sod.DICEHandler(with_dynamic=False, with_adaptive=False, with_binary=True),
+            "ber": sod.BERHandler(with_dynamic=False, with_adaptive=False, with_binary=True),
+        }
+    )
+    binary.step(probability, truth, normalize=False)
+    results = binary.get_results()
+    return {
+        "IoU": float(results["iou"]["binary"]),
+        "Dice": float(results["dice"]["binary"]),
+        "BER": float(results["ber"]["binary"]),
+        "BF": boundary_f_measure(mask, truth),
+    }
 
 
 def _boundary(mask: np.ndarray) -> np.ndarray:

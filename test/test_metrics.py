@@ -48,11 +48,12 @@ def test_thresholded_scores_match_numpy_per_frame_averages():
 
 
 def _pysodmetrics_directly(pairs) -> dict[str, float]:
-    """The reference: pysodmetrics' own accumulators stepped over every frame."""
+    """The reference: pysodmetrics' own accumulators stepped over every frame, the benchmarks'
+    stretch for the curves and S, E, wF, MAE, none for the thresholded scores."""
     s, e, wf, mae = sod.Smeasure(), sod.Emeasure(), sod.WeightedFmeasure(), sod.MAE()
+    curves = sod.FmeasureV2({"f": sod.FmeasureHandler(with_dynamic=True, with_adaptive=False, beta=0.3)})
     binary = sod.FmeasureV2(
         {
-            "f": sod.FmeasureHandler(with_dynamic=True, with_adaptive=False, beta=0.3),
             "iou": sod.IOUHandler(with_dynamic=False, with_adaptive=False, with_binary=True),
             "dice": sod.DICEHandler(with_dynamic=False, with_adaptive=False, with_binary=True),
             "ber": sod.BERHandler(with_dynamic=False, with_adaptive=False, with_binary=True),
@@ -60,9 +61,11 @@ def _pysodmetrics_directly(pairs) -> dict[str, float]:
     )
     for probability, truth in pairs:
         pred, gt = np.rint(probability * 255).astype(np.uint8), truth.astype(np.uint8) * 255
-        for metric in (s, e, wf, mae, binary):
+        for metric in (s, e, wf, mae, curves):
             metric.step(pred, gt)
-    r, em = binary.get_results(), e.get_results()["em"]["curve"]
+        binary.step(probability.astype(np.float64), truth, normalize=False)
+    r = curves.get_results() | binary.get_results()
+    em = e.get_results()["em"]["curve"]
     return {
         "S": s.get_results()["sm"],
         "maxF": r["f"]["dynamic"].max(),
@@ -96,6 +99,29 @@ def test_frame_scores_combine_to_exactly_what_pysodmetrics_reports():
         assert got["BF"] == pytest.approx(np.mean([sc.scalars["BF"] for sc in subset]))
     curves = mean_curves(scores)
     assert curves["precision"].shape == curves["recall"].shape == (256,)
+
+
+def test_thresholded_scores_are_those_of_the_published_mask_not_of_a_stretched_map():
+    """A frame whose probability peaks at 0.3 publishes an empty mask; stretched to 0..1 per
+    frame, as the salient-object benchmarks do, the same map would have scored a perfect IoU."""
+    truth = np.zeros((40, 60), bool)
+    truth[:20] = True
+    unsure = np.where(truth, 0.3, 0.05)
+    scores = score_frame(unsure, truth).scalars
+    assert scores["IoU"] == scores["Dice"] == scores["BF"] == 0.0
+    assert scores["BER"] == pytest.approx(0.5)  # every foreground pixel missed, no false positive
+    assert scores["S"] == pytest.approx(1.0, abs=1e-6)  # the benchmarks' S still sees the ranking
+
+
+def test_a_frame_with_nothing_to_find_scores_the_false_positives():
+    nothing = np.zeros((40, 60), bool)
+    empty = score_frame(np.full(nothing.shape, 0.1), nothing).scalars
+    assert empty["IoU"] == empty["Dice"] == empty["BF"] == 1.0 and empty["BER"] == 0.0
+    spurious = np.full(nothing.shape, 0.1)
+    spurious[:6, :10] = 0.9  # 60 of 2400 pixels
+    scores = score_frame(spurious, nothing).scalars
+    assert scores["IoU"] == scores["Dice"] == scores["BF"] == 0.0
+    assert scores["BER"] == pytest.approx(0.5 * 60 / 2400)
 
 
 def test_bad_input_is_an_error():

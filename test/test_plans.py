@@ -5,14 +5,21 @@ for the same compute capability); otherwise say why and rebuild."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+import sys
 
 import pytest
+from conftest import REPO
+from test_tensorrt_targets import TRT_10
 
+from binseg_ros.engines.locate import open_engine_folder
 from binseg_ros.engines.manifest import FileRef
+from binseg_ros.engines.tensorrt.loading import PlanResult, ensure_plan
 from binseg_ros.engines.tensorrt.plan_cache import PlanCache, PlanKey, model_digest, slot_name
-from binseg_ros.engines.tensorrt.targets import AHEAD_OF_TIME, BuildTarget, Flavour
+from binseg_ros.engines.tensorrt.targets import AHEAD_OF_TIME, FLAVOUR_ENV, FLAVOURS, BuildTarget, Flavour
 from binseg_ros.errors import BackendError
+from binseg_ros.modalities import parse_subset
 
 KEY = PlanKey("NVIDIA H100 80GB HBM3", "9.0", "tensorrt", "10.3.0", "fp16", "a" * 64)
 RTX = Flavour("tensorrt_rtx", "1.7.1.116")
@@ -36,6 +43,7 @@ def test_a_stored_plan_is_reused_for_the_same_key(tmp_path):
         {"tensorrt_version": "10.7.0"},
         {"precision": "fp32"},
         {"onnx_sha256": "b" * 64},
+        {"plugin_sha256": "d" * 64},
     ],
 )
 def test_any_key_change_rebuilds_and_logs_what_changed(tmp_path, caplog, change):
@@ -102,6 +110,38 @@ def test_a_plan_built_ahead_of_time_serves_every_gpu_of_its_compute_capability(t
     cache.store(SLOT, local, PLAN)  # not the other way round: a plan built on one GPU is that GPU's
     assert cache.load(SLOT, ahead) is None
     assert "gpu_name NVIDIA GeForce RTX 4090 -> ahead of time" in caplog.text
+
+
+def test_a_kernel_plan_is_used_only_with_the_plugin_library_that_built_it(tmp_path, caplog, monkeypatch):
+    """The plugin's workspace size is fixed in the plan when it is built and the plugin
+    serialises no fields, so another library's kernels must not run a cached plan: that is a
+    rebuild, logged like any other key change (here the rebuild stops at the missing TensorRT)."""
+    shipped = open_engine_folder(REPO / "engines" / "binseg_s")
+    subset, target = parse_subset("rgb"), BuildTarget(TRT_10, "Orin", "8.7")
+    built_with, upgraded = "1" * 64, "2" * 64
+    cache = PlanCache(tmp_path)
+    key = PlanKey.for_target(target, "fp16", model_digest(shipped, subset, "kernel"), built_with)
+    cache.store("rgb.kernel.fp16", key, PLAN)
+    found = ensure_plan(shipped, subset, cache, target, "fp16", built_with, False)
+    assert found == PlanResult("rgb.kernel.fp16", "kernel", PLAN, built=False)
+    monkeypatch.delenv(FLAVOUR_ENV, raising=False)
+    for name in FLAVOURS:
+        monkeypatch.setitem(sys.modules, name, None)
+    with caplog.at_level(logging.WARNING), pytest.raises(BackendError, match="needs the TensorRT Python package"):
+        ensure_plan(shipped, subset, cache, target, "fp16", upgraded, False)
+    assert f"plugin_sha256 {built_with} -> {upgraded}" in caplog.text
+    assert "building TensorRT plan rgb.kernel.fp16" in caplog.text
+
+
+def test_a_plan_without_plugin_nodes_keeps_its_key(tmp_path):
+    """A record written before keys named a plugin library still serves a plugin-free plan."""
+    assert PlanKey.for_target(BuildTarget(Flavour("tensorrt", "10.3.0"), KEY.gpu_name, "9.0"), "fp16", "a" * 64) == KEY
+    cache = PlanCache(tmp_path)
+    record = cache.store(SLOT, KEY, PLAN).with_suffix(".json")
+    stored = json.loads(record.read_text())
+    assert stored["key"].pop("plugin_sha256") is None
+    record.write_text(json.dumps(stored))
+    assert cache.load(SLOT, KEY) == PLAN
 
 
 def test_timing_cache_is_shared_per_gpu_and_tensorrt_version_only(tmp_path):

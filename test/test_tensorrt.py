@@ -11,11 +11,14 @@ then finds the plans. The real TensorRT-RTX without a GPU: ``test_tensorrt_rtx.p
 from __future__ import annotations
 
 import importlib.util
+import logging
 import pkgutil
 import subprocess
 import sys
 from importlib.util import find_spec
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -178,6 +181,88 @@ def test_cuda_call_returns_values_and_names_the_failed_call():
         imports.cuda_call((bad, None), "cudaMalloc(64)")
 
 
+def cuda_runtime_reporting(count_error: Any, driver_version: int) -> SimpleNamespace:
+    """cuda-python 13's runtime bindings as they answer on another machine: its
+    ``cudaGetDeviceCount`` error and its driver's CUDA version (0: no driver installed), in the
+    real bindings' error codes."""
+    from cuda.bindings import runtime
+
+    ok = runtime.cudaError_t.cudaSuccess
+    return SimpleNamespace(
+        cudaError_t=runtime.cudaError_t,
+        cudaGetDeviceCount=lambda: (count_error, 1 if count_error == ok else None),
+        cudaDriverGetVersion=lambda: (ok, driver_version),
+        cudaRuntimeGetVersion=lambda: (ok, 13000),
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "driver", "count"),
+    [
+        ("cudaSuccess", 13000, 1),
+        ("cudaErrorNoDevice", 13000, 0),
+        ("cudaErrorInsufficientDriver", 0, 0),  # no NVIDIA driver at all: no GPU
+    ],
+)
+def test_a_machine_without_a_device_or_a_driver_has_no_gpu(error, driver, count):
+    from cuda.bindings import runtime
+
+    assert imports.visible_devices(cuda_runtime_reporting(getattr(runtime.cudaError_t, error), driver)) == count
+
+
+def test_other_cuda_failures_are_not_called_no_gpu(monkeypatch, caplog):
+    """A driver older than cuda-python's CUDA major version (cuda-python 13 on JetPack 6's CUDA
+    12.6 driver) says what to install; another CUDA error is named. ``auto`` logs it and uses
+    ONNX Runtime."""
+    from cuda.bindings import runtime
+
+    too_old = cuda_runtime_reporting(runtime.cudaError_t.cudaErrorInsufficientDriver, 12060)
+    with pytest.raises(BackendError) as refused:
+        imports.visible_devices(too_old)
+    (line,) = str(refused.value).splitlines()
+    assert line.startswith("the installed cuda-python is built for CUDA 13.0, which needs an NVIDIA driver for CUDA 13")
+    assert "driver is for CUDA 12.6: install the cuda-python that matches" in line and "cuda-python==12.*" in line
+    busy = cuda_runtime_reporting(runtime.cudaError_t.cudaErrorDevicesUnavailable, 13000)
+    with pytest.raises(BackendError, match=r"CUDA call cudaGetDeviceCount failed: cudaErrorDevicesUnavailable \(46\)"):
+        imports.visible_devices(busy)
+    monkeypatch.setattr(imports, "import_cudart", lambda: too_old)
+    imports.cuda_device_count.cache_clear()
+    try:
+        with caplog.at_level(logging.WARNING):
+            assert imports.cuda_device_count() == 0
+    finally:
+        imports.cuda_device_count.cache_clear()
+    assert "needs an NVIDIA driver for CUDA 13" in caplog.text
+
+
+class UncapturableContext:
+    """An execution context as TensorRT-RTX gives one it cannot capture on a stream (no context
+    can be created without a GPU); it records the streams it was asked about."""
+
+    def __init__(self) -> None:
+        self.asked: list[int] = []
+
+    def is_stream_capturable(self, stream: int) -> bool:
+        self.asked.append(stream)
+        return False
+
+
+def test_a_context_tensorrt_rtx_cannot_capture_runs_without_a_cuda_graph(caplog):
+    from cuda.bindings import runtime
+
+    from binseg_ros.backends.tensorrt import _SubsetEngine
+
+    context = UncapturableContext()
+    engine = SimpleNamespace(num_io_tensors=0, create_execution_context=lambda: context)
+    subset_engine = _SubsetEngine(None, runtime, engine, "rgb.matmul.fp16", 0)
+    with caplog.at_level(logging.INFO):
+        subset_engine.capture()
+    assert context.asked == [0] and subset_engine.capture_tried and subset_engine.graph_exec is None
+    (line,) = [r.getMessage() for r in caplog.records if "rgb.matmul.fp16" in r.getMessage()]
+    assert "cannot be captured" in line and "running it without a CUDA graph" in line
+    assert "cudaStreamBeginCapture" not in line
+
+
 # --- with TensorRT and a GPU ------------------------------------------------------------------
 
 
@@ -214,7 +299,7 @@ def test_a_plan_tensorrt_refuses_is_rebuilt(fast_engine, tmp_path):
 
     cache = PlanCache(tmp_path)
     _trt, target = imports.check_target("fp32")
-    result = loading.ensure_plan(fast_engine, parse_subset("thermal"), cache, target, "fp32", False, False)
+    result = loading.ensure_plan(fast_engine, parse_subset("thermal"), cache, target, "fp32", None, False)
     slot = result.slot
     key = PlanKey.for_target(target, "fp32", model_digest(fast_engine, parse_subset("thermal"), "matmul"))
     cache.store(slot, key, b"not a TensorRT plan")  # intact record and sha256: only TensorRT can tell

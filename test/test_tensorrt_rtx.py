@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO
+from test_tensorrt import cuda_runtime_reporting
 
 from binseg_ros.backends.factory import create_backend
 from binseg_ros.cli import main
@@ -25,9 +26,11 @@ from binseg_ros.engines.tensorrt.builder import build_plan
 from binseg_ros.engines.tensorrt.imports import check_target, cuda_device_count
 from binseg_ros.engines.tensorrt.loading import SubsetFailure, SubsetPlan, build_each, prepare_build
 from binseg_ros.engines.tensorrt.plan_cache import model_digest
+from binseg_ros.engines.tensorrt.plugin_library import load_plugin_library
 from binseg_ros.engines.tensorrt.rules import Precision
 from binseg_ros.engines.tensorrt.targets import AHEAD_OF_TIME, FLAVOUR_ENV
 from binseg_ros.errors import BackendError
+from binseg_ros.kernels.plugin_identity import PLUGIN_NAME, PLUGIN_NAMESPACE, PLUGIN_VERSION
 from binseg_ros.modalities import subset_name
 
 tensorrt_rtx = pytest.importorskip("tensorrt_rtx", reason="needs TensorRT for RTX (scripts/setup --dev installs it)")
@@ -85,6 +88,7 @@ def test_the_plan_key_records_flavour_version_and_the_ahead_of_time_target(aot_c
             "tensorrt_version": tensorrt_rtx.__version__,
             "precision": "fp32",
             "onnx_sha256": model_digest(shipped, plan.subset, "matmul"),
+            "plugin_sha256": None,  # a matmul plan has no plugin nodes
         }
 
 
@@ -166,3 +170,50 @@ def test_the_backend_with_a_plugin_library_refuses_cleanly_without_a_gpu(shipped
     library.write_bytes(b"\x7fELF stand-in")
     with pytest.raises(BackendError, match=r"no CUDA GPU is visible .*use backend onnxruntime here"):
         create_backend("tensorrt", shipped, precision="fp32", plan_cache=tmp_path, plugin_library=library)
+
+
+class ForeignCreator(tensorrt_rtx.IPluginCreatorV3One):
+    """A creator registered under the frequency-split plugin's name by other code in the process."""
+
+    def __init__(self) -> None:
+        tensorrt_rtx.IPluginCreatorV3One.__init__(self)
+        self.name, self.plugin_version, self.plugin_namespace = PLUGIN_NAME, PLUGIN_VERSION, PLUGIN_NAMESPACE
+        self.field_names = tensorrt_rtx.PluginFieldCollection([])
+
+    def create_plugin(self, name: str, fields: object, phase: object) -> None:
+        raise NotImplementedError
+
+
+def test_a_plugin_creator_registered_before_the_library_is_named_as_the_reason(tmp_path):
+    """TensorRT's load_library returns None when one of the library's plugins is registered
+    already: that must not be blamed on the library's exports or TensorRT version."""
+    library = tmp_path / "libbinseg_trt_plugins.so"
+    library.write_bytes(b"\x7fELF stand-in")
+    registry = tensorrt_rtx.get_plugin_registry()
+    creator = ForeignCreator()
+    assert registry.register_creator(creator, PLUGIN_NAMESPACE)
+    try:
+        with pytest.raises(BackendError) as refused:
+            load_plugin_library(library)
+    finally:
+        assert registry.deregister_creator(creator)
+    message = str(refused.value)
+    assert (
+        f"{PLUGIN_NAMESPACE}::{PLUGIN_NAME} version {PLUGIN_VERSION} is already registered in this process" in message
+    )
+    assert "by other code" in message and "getCreators" not in message
+
+
+def test_a_cuda_python_newer_than_the_driver_is_not_called_no_gpu(monkeypatch):
+    """cuda-python 13 on a CUDA 12 driver (JetPack 6) cannot count the GPUs; that is what to fix."""
+    from cuda.bindings import runtime
+
+    monkeypatch.setattr(
+        "binseg_ros.engines.tensorrt.imports.import_cudart",
+        lambda: cuda_runtime_reporting(runtime.cudaError_t.cudaErrorInsufficientDriver, 12060),
+    )
+    with pytest.raises(BackendError) as refused:
+        check_target("fp32")
+    (line,) = str(refused.value).splitlines()
+    assert "cuda-python is built for CUDA 13.0, which needs an NVIDIA driver for CUDA 13" in line
+    assert "this machine's driver is for CUDA 12.6" in line and "cuda-python==12.*" in line

@@ -100,10 +100,19 @@ class _SubsetEngine:
         Called after an ordinary enqueue has run (TensorRT needs one before capture to settle
         its internal state). Thread-local capture mode: other threads of the process (the
         node's executors, torch) keep working while this stream records. Some engines cannot
-        be captured (a plugin or layer that synchronises); then this logs once and the
-        ordinary path stays in use.
+        be captured (a plugin or layer that synchronises, memory TensorRT-RTX allocates while
+        it runs); then this logs once and the ordinary path stays in use.
         """
         self.capture_tried = True
+        # TensorRT-RTX can tell beforehand (full TensorRT has no such query): a capture it
+        # calls impossible is not attempted, so no failed capture has to be cleaned up.
+        capturable = getattr(self.context, "is_stream_capturable", None)
+        if capturable is not None and not capturable(int(self.stream)):
+            LOG.warning(
+                "plan %s: TensorRT says it cannot be captured on this stream; running it without a CUDA graph",
+                self.slot,
+            )
+            return
         cudart = self.cudart
         mode = cudart.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
         try:
@@ -204,9 +213,9 @@ class TensorRTBackend:
         self.cudart = import_cudart()
         self.manifest = manifest
         self.cache = PlanCache(Path(plan_cache) if plan_cache is not None else default_plan_dir(manifest))
-        self.plugin_library = resolve_plugin_library(plugin_library, self.cache.root, self.target.flavour)
-        if self.plugin_library is not None:
-            load_plugin_library(self.plugin_library)  # at start, not at the first frame (once per process: memoized)
+        library = resolve_plugin_library(plugin_library, self.cache.root, self.target.flavour)
+        # Loaded at start, not at the first frame (once per process: memoized); its sha256 keys the kernel plans.
+        self.plugin_sha256 = load_plugin_library(library) if library is not None else None
         self.cuda_graphs = cuda_graphs
         self.progress = progress
         self._lock = threading.Lock()  # one stream and one set of buffers per subset: one run at a time
@@ -229,7 +238,7 @@ class TensorRTBackend:
                 self.cache,
                 self.target,
                 self.precision,
-                self.plugin_library is not None,
+                self.plugin_sha256,
                 self.progress,
             )
             loaded = _SubsetEngine(self.trt, self.cudart, engine, result.slot, self._stream)

@@ -25,7 +25,7 @@ from binseg_ros.engines.tensorrt.targets import (
     check_capability,
     member_capability,
 )
-from binseg_ros.errors import BackendError, BinsegError
+from binseg_ros.errors import BackendError
 
 LOG = logging.getLogger(__name__)
 
@@ -91,14 +91,56 @@ def cuda_call(result: Any, what: str) -> Any:
     return values[0] if len(values) == 1 else tuple(values)
 
 
+def visible_devices(cudart: Any) -> int:
+    """CUDA GPUs visible to this process through cuda-python's runtime ``cudart``; 0 without
+    an NVIDIA driver or a device.
+
+    The CUDA runtime answers cudaErrorInsufficientDriver both where no driver is installed and
+    where the driver is older than the CUDA major version cuda-python was built for (cuda-python
+    13 on JetPack 6's CUDA 12 driver); the driver's version, 0 when there is none, tells them
+    apart, so that the second is not reported as a machine without a GPU.
+
+    Raises:
+        BackendError: a driver too old for this cuda-python (saying which one to install), or
+            another CUDA error.
+    """
+    errors = cudart.cudaError_t
+    error, count = cudart.cudaGetDeviceCount()
+    if error == errors.cudaErrorNoDevice:
+        return 0
+    if error == errors.cudaErrorInsufficientDriver:
+        driver = int(cuda_call(cudart.cudaDriverGetVersion(), "cudaDriverGetVersion"))
+        if driver == 0:
+            return 0
+        built_for = int(cuda_call(cudart.cudaRuntimeGetVersion(), "cudaRuntimeGetVersion"))
+        raise BackendError(
+            f"the installed cuda-python is built for CUDA {_cuda_version(built_for)}, which needs an NVIDIA driver "
+            f"for CUDA {built_for // 1000}, but this machine's driver is for CUDA {_cuda_version(driver)}: install the "
+            f"cuda-python that matches the system CUDA (pip install 'cuda-python=={driver // 1000}.*'; 12.x on "
+            "JetPack 6), or use backend onnxruntime"
+        )
+    return int(cuda_call((error, count), "cudaGetDeviceCount"))
+
+
+def _cuda_version(encoded: int) -> str:
+    """``12060`` (CUDA's 1000 * major + 10 * minor) as ``12.6``."""
+    return f"{encoded // 1000}.{encoded % 1000 // 10}"
+
+
 @functools.cache
 def cuda_device_count() -> int:
-    """CUDA GPUs visible to this process; 0 without cuda-python, a driver, or a device."""
+    """CUDA GPUs visible to this process; 0 without cuda-python, a driver or a device, and 0
+    with a warning where :func:`visible_devices` fails otherwise, so that ``auto`` says why it
+    does not use TensorRT on a machine with a GPU."""
     try:
         cudart = import_cudart()
-        return int(cuda_call(cudart.cudaGetDeviceCount(), "cudaGetDeviceCount"))
-    except BinsegError as error:
+    except BackendError as error:
         LOG.debug("no CUDA GPU usable: %s", error)
+        return 0
+    try:
+        return visible_devices(cudart)
+    except BackendError as error:
+        LOG.warning("no CUDA GPU usable: %s", error)
         return 0
 
 
@@ -135,8 +177,7 @@ def check_target(precision: Precision, compute_capability: str | None = None) ->
     targets = capability_targets(trt)
     if compute_capability is not None:
         return trt, ahead_of_time_target(flavour, compute_capability, targets)
-    import_cudart()
-    if cuda_device_count() == 0:
+    if visible_devices(import_cudart()) == 0:
         hint = ""
         if flavour.builds_ahead_of_time:
             hint = (

@@ -22,7 +22,7 @@ from binseg_ros.engines.tensorrt.builder import build_plan
 from binseg_ros.engines.tensorrt.imports import check_target, trt_logger
 from binseg_ros.engines.tensorrt.plan_cache import PlanCache, PlanKey, default_plan_dir, model_digest, slot_name
 from binseg_ros.engines.tensorrt.plugin_library import load_plugin_library, resolve_plugin_library
-from binseg_ros.engines.tensorrt.rules import Precision, choose_form, require_precision
+from binseg_ros.engines.tensorrt.rules import KERNEL_FORM, Precision, choose_form, require_precision
 from binseg_ros.engines.tensorrt.targets import BuildTarget
 from binseg_ros.errors import BackendError, BinsegError
 from binseg_ros.modalities import Subset, subset_name
@@ -52,25 +52,27 @@ def ensure_plan(
     cache: PlanCache,
     target: BuildTarget,
     precision: Precision,
-    plugin_loaded: bool,
+    plugin_sha256: str | None,
     progress: bool,
 ) -> PlanResult:
     """A subset's plan from the cache when it was built for ``target``, else built and stored.
 
     The graph is :func:`~binseg_ros.engines.tensorrt.rules.choose_form`'s (the ``kernel``
-    graph with the plugin loaded, the fp16-typed graph for fp16 on a strongly typed flavour,
-    else ``matmul``); the choice and its reason are logged. The slot is ``<onnx file stem>.<precision>``.
+    graph with the plugin library ``plugin_sha256`` loaded, the fp16-typed graph for fp16 on a
+    strongly typed flavour, else ``matmul``); the choice and its reason are logged. The slot is
+    ``<onnx file stem>.<precision>``; a ``kernel`` plan's key names the plugin library too.
 
     Raises:
         BackendError: a graph the flavour cannot take at this precision (before parsing), or
             a failed build.
         ManifestError: no usable graph, or a graph or tensors file that changed.
     """
-    form, reason = choose_form(manifest, subset, target.flavour, precision, plugin_loaded)
+    form, reason = choose_form(manifest, subset, target.flavour, precision, plugin_sha256 is not None)
     LOG.info("%s: %s graph (%s)", subset_name(subset), form, reason)
     onnx_path = manifest.onnx_path(subset, form)
     slot = slot_name(onnx_path.stem, precision)
-    key = PlanKey.for_target(target, precision, model_digest(manifest, subset, form))
+    plugin = plugin_sha256 if form == KERNEL_FORM else None  # only the kernel graphs have plugin nodes
+    key = PlanKey.for_target(target, precision, model_digest(manifest, subset, form), plugin)
     plan = cache.load(slot, key)
     if plan is not None:
         return PlanResult(slot, form, plan, built=False)
@@ -98,20 +100,20 @@ def load_engine(
     cache: PlanCache,
     target: BuildTarget,
     precision: Precision = "fp16",
-    plugin_loaded: bool = False,
+    plugin_sha256: str | None = None,
     progress: bool = False,
 ) -> tuple[PlanResult, Any]:
     """The subset's deserialized ``ICudaEngine``, rebuilding once a plan TensorRT refuses.
 
-    The key check cannot see everything a plan depends on (a driver update, a plugin
-    library rebuilt with another layout): TensorRT then returns None, the slot is dropped
-    and built again; a fresh plan that is refused too is a BackendError.
+    The key check cannot see everything a plan depends on (a driver update): TensorRT then
+    returns None, the slot is dropped and built again; a fresh plan that is refused too is a
+    BackendError.
     """
-    result = ensure_plan(manifest, subset, cache, target, precision, plugin_loaded, progress)
+    result = ensure_plan(manifest, subset, cache, target, precision, plugin_sha256, progress)
     engine = deserialize_engine(runtime, result.plan)
     if engine is None and not result.built:
         cache.invalidate(result.slot, "TensorRT refused to deserialize it")
-        result = ensure_plan(manifest, subset, cache, target, precision, plugin_loaded, progress)
+        result = ensure_plan(manifest, subset, cache, target, precision, plugin_sha256, progress)
         engine = deserialize_engine(runtime, result.plan)
     if engine is None:
         raise BackendError(
@@ -193,12 +195,12 @@ def build_each(job: BuildJob) -> Iterator[SubsetPlan | SubsetFailure]:
     every subset fails with that error. A subset's error does not stop the next subset.
     """
     plugin_error: BinsegError | None = None
+    plugin_sha256: str | None = None
     if job.plugin_library is not None:
         try:
-            load_plugin_library(job.plugin_library)
+            plugin_sha256 = load_plugin_library(job.plugin_library)
         except BinsegError as error:
             plugin_error = error
-    plugin_loaded = job.plugin_library is not None
     for subset in job.subsets:
         if plugin_error is not None:
             yield SubsetFailure(subset, plugin_error)
@@ -206,10 +208,10 @@ def build_each(job: BuildJob) -> Iterator[SubsetPlan | SubsetFailure]:
         start = time.perf_counter()
         try:
             if job.runtime is None:
-                result = ensure_plan(job.manifest, subset, job.cache, job.target, job.precision, plugin_loaded, True)
+                result = ensure_plan(job.manifest, subset, job.cache, job.target, job.precision, plugin_sha256, True)
             else:
                 result = load_engine(  # the engine itself is dropped here: deserializing was the check
-                    job.runtime, job.manifest, subset, job.cache, job.target, job.precision, plugin_loaded, True
+                    job.runtime, job.manifest, subset, job.cache, job.target, job.precision, plugin_sha256, True
                 )[0]
         except BinsegError as error:
             yield SubsetFailure(subset, error)

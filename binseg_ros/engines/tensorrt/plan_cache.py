@@ -1,9 +1,10 @@
 """The TensorRT plan cache: which serialized engine may be reused, and when it must be rebuilt.
 
 A plan is only valid for the GPU model, compute capability and TensorRT flavour and version
-that built it, at its precision, from exactly one ONNX file; a TensorRT-RTX plan built ahead
-of time for a compute capability serves every GPU of that capability, since TensorRT-RTX
-compiles its kernels for the actual GPU when it loads the plan. Each (subset, form, precision) has one slot
+that built it, at its precision, from exactly one ONNX file and, where the graph has plugin
+nodes, with the plugin library that built it; a TensorRT-RTX plan built ahead of time for a
+compute capability serves every GPU of that capability, since TensorRT-RTX compiles its
+kernels for the actual GPU when it loads the plan. Each (subset, form, precision) has one slot
 in the cache folder: ``<slot>.plan`` plus ``<slot>.json`` holding the :class:`PlanKey` it was
 built for and the plan's sha256. A lookup returns the plan only when the key matches and the
 bytes are intact; otherwise it logs why (which key fields changed, or that the file is
@@ -49,12 +50,21 @@ class PlanKey:
     tensorrt_version: str
     precision: Precision
     onnx_sha256: str  # of the graph file and its external weights, see model_digest
+    # The sha256 of the plugin library that built a plan with plugin nodes (the kernel graphs),
+    # None for a plan without any. Such a plan fixes the plugin's workspace size and holds no
+    # plugin fields, so it runs correctly only with the kernels of the library that built it.
+    # The default lets a record written before this field serve its plugin-free plan.
+    plugin_sha256: str | None = None
 
     @classmethod
-    def for_target(cls, target: BuildTarget, precision: Precision, onnx_sha256: str) -> PlanKey:
-        """The key of a plan built for ``target`` from one graph at one precision."""
+    def for_target(
+        cls, target: BuildTarget, precision: Precision, onnx_sha256: str, plugin_sha256: str | None = None
+    ) -> PlanKey:
+        """The key of a plan built for ``target`` from one graph at one precision, with the
+        plugin library ``plugin_sha256`` where the graph has plugin nodes."""
         flavour = target.flavour
-        return cls(target.gpu_name, target.compute_capability, flavour.name, flavour.version, precision, onnx_sha256)
+        platform = (target.gpu_name, target.compute_capability, flavour.name, flavour.version)
+        return cls(*platform, precision, onnx_sha256, plugin_sha256)
 
     @classmethod
     def from_record(cls, fields: dict[str, Any]) -> PlanKey:

@@ -10,11 +10,13 @@ warning) and no library is ever loaded, because its ONNX parser aborts the proce
 meets a plugin node with a plugin library loaded.
 
 The library is loaded once per process, where the setting is resolved (the backend's start,
-``binseg build``'s start); the builder and the plan cache only ask whether it was loaded.
+``binseg build``'s start); after that only its sha256 is passed on, to name the library in
+the key of each plan built with its plugin.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from pathlib import Path
@@ -73,28 +75,43 @@ def resolve_plugin_library(setting: str | Path | None, cache_root: Path, flavour
 
 
 _PLUGIN_LOCK = threading.Lock()
-_PLUGIN_HANDLES: dict[str, Any] = {}
+_LOADED: dict[str, tuple[Any, str]] = {}  # resolved path -> (TensorRT's library handle, the file's sha256)
+_CREATOR = f"{PLUGIN_NAMESPACE}::{PLUGIN_NAME} version {PLUGIN_VERSION}"
 
 
-def load_plugin_library(path: str | Path) -> None:
-    """Register the frequency-split plugin creator from a shared library (once per path).
+def load_plugin_library(path: str | Path) -> str:
+    """Register the frequency-split plugin creator from a shared library (once per path) and
+    return the library's sha256, which keys the plans built with it (see
+    :class:`~binseg_ros.engines.tensorrt.plan_cache.PlanKey`): the file's bytes, so that a
+    library rebuilt or replaced under the same path is another library too.
 
     Uses the plugin registry's ``load_library``, which calls the library's ``getCreators``
-    entry point; a plain ``ctypes.CDLL`` would not register an IPluginV3 creator. Loading a
-    library twice would register its creators twice, hence the per-path memo.
+    entry point; a plain ``ctypes.CDLL`` would not register an IPluginV3 creator. TensorRT
+    refuses a library one of whose plugins is registered already, hence the per-path memo for
+    a second load of the same library. A creator registered by anything else (another library
+    path, other code in this process) is refused: the registry cannot say which library it came
+    from, so its kernels could not be matched to the plans built with them.
 
     Raises:
-        BackendError: missing file, TensorRT refuses the library, or it lacks our creator.
+        BackendError: missing file, the creator registered already, TensorRT refuses the
+            library, or it lacks our creator.
     """
     resolved = Path(path).expanduser().resolve()
     if not resolved.is_file():
         raise BackendError(f"TensorRT plugin library {resolved} does not exist")
     with _PLUGIN_LOCK:
-        if str(resolved) in _PLUGIN_HANDLES:
-            return
+        if str(resolved) in _LOADED:
+            return _LOADED[str(resolved)][1]
         trt = import_tensorrt()
         trt_logger()  # TensorRT's logging set up before the library's setLoggerFinder is called
         registry = trt.get_plugin_registry()
+        if registry.get_creator(PLUGIN_NAME, PLUGIN_VERSION, PLUGIN_NAMESPACE) is not None:
+            by = f"plugin library {', '.join(_LOADED)}" if _LOADED else "other code"
+            raise BackendError(
+                f"cannot load TensorRT plugin library {resolved}: the plugin {_CREATOR} is already registered in "
+                f"this process (by {by}), and TensorRT registers a plugin once per process; load one plugin library"
+            )
+        sha256 = hashlib.sha256(resolved.read_bytes()).hexdigest()
         try:
             handle = registry.load_library(str(resolved))
         except (RuntimeError, TypeError) as exc:
@@ -104,11 +121,10 @@ def load_plugin_library(path: str | Path) -> None:
                 f"TensorRT could not load plugin library {resolved} (see the TensorRT log above): it must "
                 "export getCreators/setLoggerFinder and be built against this TensorRT major version"
             )
-        get_creator = getattr(registry, "get_creator", None)  # IPluginRegistry.get_creator: TensorRT ≥ 10.0
-        if get_creator is not None and get_creator(PLUGIN_NAME, PLUGIN_VERSION, PLUGIN_NAMESPACE) is None:
+        if registry.get_creator(PLUGIN_NAME, PLUGIN_VERSION, PLUGIN_NAMESPACE) is None:
             raise BackendError(
-                f"plugin library {resolved} registers no creator {PLUGIN_NAMESPACE}::{PLUGIN_NAME} "
-                f"version {PLUGIN_VERSION}, which the kernel graphs need"
+                f"plugin library {resolved} registers no creator {_CREATOR}, which the kernel graphs need"
             )
-        _PLUGIN_HANDLES[str(resolved)] = handle
-        LOG.info("loaded TensorRT plugin library %s", resolved)
+        _LOADED[str(resolved)] = (handle, sha256)
+        LOG.info("loaded TensorRT plugin library %s (sha256 %s)", resolved, sha256[:16])
+        return sha256

@@ -5,6 +5,10 @@ frame costs only itself, and settings change while it runs."""
 from __future__ import annotations
 
 import gc
+import logging
+import random
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -13,7 +17,7 @@ from conftest import frame_inputs
 from std_msgs.msg import Header
 
 from binseg_ros.backends.torch import TorchBackend
-from binseg_ros.core.drops import DropReason
+from binseg_ros.core.drops import DropReason, unaccounted
 from binseg_ros.core.frame import NS_PER_S, Arrival, Frame
 from binseg_ros.core.runtime import SegmentationRuntime
 from binseg_ros.core.segmenter import Segmenter
@@ -205,3 +209,95 @@ def test_reconfigure_applies_to_the_next_set_and_a_refusal_changes_nothing(calib
     with pytest.raises(ConfigError, match="required modalities"):
         runtime.reconfigure(sync=SyncConfig(slop=0.05, required=("rgb",)), threshold=0.5)
     assert runtime.sync.config.slop == 0.01 and runtime.segmenter.threshold == high
+
+
+def test_a_set_still_waiting_when_the_runtime_closes_is_counted(calibrated_net, held_out):
+    """Closing lets the set in flight finish and drops the one waiting behind it, and a set emitted
+    after the close has no worker to take it: each is counted, so every set is a mask or a drop."""
+    published, in_flight, release = [], threading.Event(), threading.Event()
+
+    def publish(result):
+        in_flight.set()
+        release.wait(5)
+        published.append(result)
+
+    segmenter = Segmenter(TorchBackend(calibrated_net, (64, 96)), (64, 96))
+    runtime = SegmentationRuntime(segmenter, SyncConfig(slop=0.01), publish)  # threaded, as in the node
+    _offer_set(runtime, held_out[0], 0)
+    assert in_flight.wait(5)
+    _offer_set(runtime, held_out[0], 10**8)  # waits: the worker is busy with the first
+    closing = threading.Thread(target=runtime.close)
+    closing.start()
+    deadline = time.monotonic() + 2.0  # let the close begin before the set in flight is done
+    while not runtime.status(10**8).drops.get("shutdown") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    release.set()
+    closing.join(10)
+    _offer_set(runtime, held_out[0], 2 * 10**8)
+    status = runtime.status(2 * 10**8)
+    assert len(published) == status.masks == 1 and status.sets == 3
+    assert status.drops == {"shutdown": 2}
+    frames_in = sum(status.frames_in.values())
+    assert unaccounted(frames_in, status.frames_in_sets, status.sets, status.masks, status.drops) == (0, 0)
+
+
+def ns(seconds: float) -> int:
+    return round(seconds * NS_PER_S)
+
+
+class _Blind:
+    """A backend that sees nothing: enough where only the timing of the sets matters."""
+
+    name = "blind"
+
+    def run(self, inputs):
+        return np.zeros((16, 16), np.float32)
+
+
+def _cameras(seconds: float, rates: dict[str, float], jitter: float) -> list[tuple[float, str]]:
+    """(capture time, modality) of each camera at its rate, each interval off by up to ``jitter`` s."""
+    rng = random.Random(1)
+    events = []
+    for modality, rate in rates.items():
+        t = 0.0
+        while t < seconds:
+            events.append((t, modality))
+            t += 1 / rate + rng.uniform(-jitter, jitter)
+    return sorted(events)
+
+
+def test_a_sensor_too_slow_for_modality_timeout_is_warned_about_once(caplog):
+    """Thermal at 2 Hz beside 30 Hz RGB and 5 Hz depth, at the default modality_timeout of 0.5 s: thermal's
+    frames come about as far apart as the timeout, so it keeps going STALE between them. The runtime says so
+    once, naming it and the parameter, not the cameras that stay OK. At 0.8 s it goes STALE when one of its
+    frames is lost, and is warned about again; at 1.2 s it rides out a lost frame, and is not."""
+    images = {"rgb": np.zeros((4, 6, 3), np.uint8), "depth": np.zeros((4, 6), np.float32)}
+    images["thermal"] = images["depth"]
+    runtime = SegmentationRuntime(
+        Segmenter(_Blind(), (16, 16)), SyncConfig(), lambda _r: None, threaded=False, quality=None
+    )
+
+    def run(start: float, seconds: float, lost: float | None = None) -> tuple[list[str], set[str]]:
+        """``seconds`` of frames from ``start``, less thermal's first at or after ``lost`` s into them, if
+        given; the warnings, and the sensors seen STALE after the first second."""
+        caplog.clear()
+        stale: set[str] = set()
+        events = _cameras(seconds, {"rgb": 30.0, "depth": 5.0, "thermal": 2.0}, 0.01)
+        lose = None if lost is None else next(e for e in events if e[1] == "thermal" and e[0] >= lost)
+        for capture, modality in (e for e in events if e != lose):
+            now = start + capture + 0.005
+            runtime.offer(Frame(modality, ns(now - 0.005), Arrival(ns(now)), images[modality]))
+            runtime.poll(ns(now))
+            if capture >= 1.0:
+                stale.update(m for m, health in runtime.status(ns(now)).health.items() if health is Health.STALE)
+        return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING], stale
+
+    with caplog.at_level(logging.WARNING, logger="binseg_ros.core.runtime"):
+        warnings, stale = run(0.0, 20.0)
+        assert stale == {"thermal"}  # it flaps: the timeout does not cover it
+        assert len(warnings) == 1 and "thermal" in warnings[0] and "modality_timeout" in warnings[0]
+        runtime.reconfigure(sync=SyncConfig(modality_timeout=0.8))
+        warnings, stale = run(20.0, 5.0, lost=3.0)
+        assert stale == {"thermal"} and len(warnings) == 1 and "thermal" in warnings[0]
+        runtime.reconfigure(sync=SyncConfig(modality_timeout=1.2))
+        assert run(25.0, 5.0, lost=3.0) == ([], set())

@@ -234,7 +234,7 @@ def test_bad_stamps_and_resolutions_are_rejected_and_counted():
     rig = Rig(slop=0.02)
     rig.tick(0.0)
     assert rig.push("depth", 0.0).value == "stamp_not_increasing"
-    assert rig.push("thermal", -1.0).value == "stamp_not_increasing"
+    assert rig.push("thermal", -1.0, latency=1.01).value == "stamp_not_increasing"  # an old stamp, arriving now
     assert rig.push("thermal", PERIOD, data=np.zeros((8, 8), np.float32)).value == "resolution_mismatch"
     rig.tick(PERIOD)  # good frames keep flowing
     assert len(rig.sets) == 2
@@ -440,3 +440,56 @@ def test_new_settings_apply_from_the_next_frame():
     rig.push("depth", 0.23)
     rig.push("thermal", 0.23)
     assert rig.sets[-1].subset == ("rgb", "depth", "thermal")
+
+
+SIM_START, SIM_RESET = 20.0, 1.0  # s: a simulation's clock when the node starts, and after it resets
+
+
+def _sim(rig: Rig, start: float, seconds: float, modalities=("rgb", "depth", "thermal"), probe=None) -> float:
+    """Frames at 30 Hz stamped on the simulation clock, which the node's clock follows (use_sim_time),
+    each followed by a poll on the node's timer, then ``probe(now)``. Returns the clock after the last frame."""
+    t = start
+    for _ in range(round(seconds / PERIOD)):
+        rig.tick(t, modalities)
+        rig.poll(t + 0.011)
+        if probe is not None:
+            probe(t + 0.011)
+        t += PERIOD
+    return t
+
+
+def test_a_node_clock_that_goes_back_keeps_the_sets_going():
+    """A simulation reset (``ros2 bag play --loop`` under use_sim_time): the node's clock and every stamp
+    go back 29 s. Thermal never published, so the sets are rgb+depth; after the reset the sensors
+    start afresh within modality_timeout, and from then on every rgb frame anchors a set."""
+    timeout = SyncConfig().modality_timeout
+    rig = Rig()
+    _sim(rig, SIM_START, 10.0, ("rgb", "depth"))
+    before, overflowed, ticks = len(rig.sets), rig.sync.drops["buffer_overflow"], round(20.0 / PERIOD)
+    _sim(rig, SIM_RESET, 20.0, ("rgb", "depth"))  # on the new clock, past the old one's start
+    after = rig.sets[before:]
+    assert len(after) >= ticks - round(timeout / PERIOD) - 2  # all but those of the restart, and the last
+    assert {s.subset for s in after} == {("rgb", "depth")}
+    assert rig.sync.drops["buffer_overflow"] == overflowed  # no set waits for thermal
+    assert rig.sync.jumps() == {"rgb": 1, "depth": 1}
+    assert rig.accounted() == rig.pushed
+
+
+def test_a_sensor_that_does_not_come_back_after_the_clock_went_back_is_stale():
+    """After a simulation reset a thermal camera that publishes no more has sent no frame on the new
+    clock: once modality_timeout has passed on it (the node learns of it with the first frame, within
+    a frame period), thermal is STALE and out of the active subset, also when the new clock passes
+    the old one's last frames. A probe racing a push, a few ms before its arrival, finds the sensor alive."""
+    timeout = SyncConfig().modality_timeout
+    rig = Rig()
+    end = _sim(rig, SIM_START, 10.0)
+    assert rig.health(end - PERIOD + 0.005)["thermal"] is Health.OK  # 5 ms before its last frame arrived
+    seen: list[tuple[Health, tuple[str, ...]]] = []
+
+    def probe(now: float) -> None:
+        if now >= SIM_RESET + PERIOD + timeout:
+            seen.append((rig.sync.health(ns(now))["thermal"], rig.sync.active(ns(now))))
+
+    _sim(rig, SIM_RESET, 30.0, ("rgb", "depth"), probe)
+    assert seen and set(seen) == {(Health.STALE, ("rgb", "depth"))}
+    assert rig.accounted() == rig.pushed

@@ -47,6 +47,7 @@ class DropReason(str, Enum):
     END_OF_INPUT = "end_of_input"  # still buffered when an offline input (a bag) ended
     # a set that never became a mask
     SUPERSEDED = "superseded"  # replaced by a newer set before inference took it
+    SHUTDOWN = "shutdown"  # still waiting for inference when it stopped (the set in flight finishes)
     INFERENCE_ERROR = "inference_error"  # its engine or publisher raised
     DEGRADED = "degraded"  # the quality gate left none of its frames, or not a required one's
     # a mask that could not be scored
@@ -62,7 +63,7 @@ class DropReason(str, Enum):
         return Scope.FRAME
 
 
-_SET_REASONS = frozenset({DropReason.SUPERSEDED, DropReason.INFERENCE_ERROR, DropReason.DEGRADED})
+_SET_REASONS = frozenset({DropReason.SUPERSEDED, DropReason.SHUTDOWN, DropReason.INFERENCE_ERROR, DropReason.DEGRADED})
 _MASK_REASONS = frozenset({DropReason.NO_GROUND_TRUTH, DropReason.GROUND_TRUTH_SIZE_MISMATCH})
 
 

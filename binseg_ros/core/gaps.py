@@ -87,6 +87,11 @@ class Cadence:
         """When its newest frame came (ns, node clock); None before its first."""
         return self.seen[-1].arrival if self.seen else None
 
+    @property
+    def interval(self) -> float | None:
+        """Its current frame interval (ns, the median of its recent stamp intervals); None before its second."""
+        return self.seen[-1].interval if self.seen else None
+
     def add(self, stamp: int, arrival: int) -> int:
         """A frame came; returns how many owed sets it shows were missed."""
         stamps = [s.stamp for s in islice(self.seen, max(0, len(self.seen) - RECENT + 1), None)] + [stamp]
@@ -121,6 +126,10 @@ class Cadence:
         """It stopped (went stale): every owed set in whose window a frame of it was due was missed."""
         self.missed += sum(self._missed(last, end, None) for last, end in self.owed)
         self.owed.clear()
+
+    def shift(self, jump: int) -> None:
+        """The node's clock jumped by ``jump`` ns: its frames' arrivals move with it (verdicts go by stamps)."""
+        self.seen = deque((s._replace(arrival=s.arrival + jump) for s in self.seen), maxlen=HISTORY)
 
     def restart(self) -> None:
         """Its clock went back: the old timeline stopped there, and delays and intervals measured

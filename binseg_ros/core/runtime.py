@@ -23,7 +23,7 @@ from typing import cast
 
 from binseg_ros.core.compressed import CompressedMessage, compressed_to_frame, is_compressed
 from binseg_ros.core.drops import DropReason
-from binseg_ros.core.frame import Arrival, Frame, FrameSet
+from binseg_ros.core.frame import NS_PER_S, Arrival, Frame, FrameSet
 from binseg_ros.core.gaps import RecentMisses
 from binseg_ros.core.messages import ConversionError, ImageMessage, ThermalUnits, to_frame
 from binseg_ros.core.quality import QualityConfig, QualityGate, Reason
@@ -108,11 +108,12 @@ class SegmentationRuntime:
         self._bad_stamps = {m: RateMeter(RECENT_S) for m in MODALITIES}
         self._reconfigure_lock = threading.Lock()
         self._recent_misses = RecentMisses(MISS_WINDOW_S)
+        self._warned_slow: set[str] = set()  # sensors too slow for the modality_timeout, told so
         self._output_rate = RateMeter()
         self.latency = LatencyWindow()
         self.masks = 0
         self.last_subset: Subset = NO_SUBSET
-        self._worker = LatestWinsWorker(self._process, self._superseded) if threaded else None
+        self._worker = LatestWinsWorker(self._process, self._dropped) if threaded else None
 
     # -- inputs ------------------------------------------------------------------------
     def ingest(self, modality: str, msg: ImageMessage | CompressedMessage, arrival: Arrival) -> ConversionError | None:
@@ -165,6 +166,8 @@ class SegmentationRuntime:
             if threshold is not None:
                 self.segmenter.threshold = threshold
             if sync is not None:
+                if sync.modality_timeout != self.sync_config.modality_timeout:
+                    self._warned_slow.clear()  # judge every sensor against the new timeout
                 self.sync.reconfigure(sync)
                 self.sync_config = sync
             if quality is not None and self.gate is not None:
@@ -202,6 +205,7 @@ class SegmentationRuntime:
             degraded_frames, gated = dict(self._degraded), {m: r.value for m, r in self._gated.items()}
         running = canonical(m for m in active if m not in gated)
         misses = self.sync.misses()
+        self._warn_slow(self.sync.intervals())
         with self._counter_lock:
             recent_misses, miss_span = self._recent_misses.update(mono, misses)
         return RuntimeStatus(
@@ -232,6 +236,25 @@ class SegmentationRuntime:
             clock_jumps=self.sync.jumps(),
         )
 
+    def _warn_slow(self, intervals: dict[str, float]) -> None:
+        """Warn once about each sensor for which ``modality_timeout`` is not above two of its frame
+        periods: one late or lost frame then makes it STALE, and it flaps out of the sets. The
+        timeout is not stretched for it: users set it as how long a silent sensor is trusted."""
+        timeout = self.sync_config.modality_timeout
+        for modality, interval_ns in intervals.items():
+            interval = interval_ns / NS_PER_S
+            if 2 * interval >= timeout and modality not in self._warned_slow:
+                self._warned_slow.add(modality)
+                LOG.warning(
+                    "%s sends a frame every %.2f s: modality_timeout %g s is not above two of its frame periods, "
+                    "so one late or lost frame makes it STALE and leaves it out of the sets until readmitted; "
+                    "set modality_timeout above %.2f s",
+                    modality,
+                    interval,
+                    timeout,
+                    2 * interval,
+                )
+
     def close(self) -> None:
         if self._worker is not None:
             self._worker.stop()
@@ -243,8 +266,9 @@ class SegmentationRuntime:
         else:
             self._worker.submit(frameset)
 
-    def _superseded(self, _frameset: FrameSet) -> None:
-        self._count(self._drops, DropReason.SUPERSEDED.value)
+    def _dropped(self, _frameset: FrameSet, reason: DropReason) -> None:
+        """A set the worker will never segment: superseded, or still waiting when it stopped."""
+        self._count(self._drops, reason.value)
 
     def _note_gate(self, left_out: dict[str, Reason]) -> None:
         """Count the frames the gate left out of a set and keep its view of who is degraded."""

@@ -43,6 +43,10 @@ Semantics (``shared/DESIGN.md`` §3):
 - A frame stamped at or before its modality's last is refused (``stamp_not_increasing``) unless it
   shows that its clock went back (:class:`~binseg_ros.core.gaps.Rewind`): the modality then starts
   afresh from it, as at start-up, and the jump is counted (``clock_jumps``).
+- Arrivals are on the node's clock. When it goes back by more than ``modality_timeout`` (a
+  simulation reset under use_sim_time; a push or probe racing another is off by far less), the
+  times kept on it move back with it, as if the jump took no time: a sensor that sends nothing
+  more goes stale ``modality_timeout`` after it. Frames held for sets join none (``unmatched``).
 - Without a rig, a frame whose size differs from another alive modality's last is refused
   (``resolution_mismatch``): the odd frame is dropped, whichever modality, not its siblings.
 
@@ -55,38 +59,13 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from enum import Enum
 
 from binseg_ros.core.drops import DropReason
 from binseg_ros.core.frame import Frame, FrameSet, seconds_to_ns
 from binseg_ros.core.gaps import Channel, Held, Misses
-from binseg_ros.errors import ConfigError
-from binseg_ros.modalities import MODALITIES, NO_SUBSET, Subset, canonical
-
-
-@dataclass(frozen=True)
-class SyncConfig:
-    """The synchroniser's settings, in seconds as users give them; checked once, here."""
-
-    slop: float = 0.05
-    modality_timeout: float = 0.5
-    readmit_frames: int = 3
-    buffer_size: int = 10
-    required: Subset = NO_SUBSET
-    max_delay: float = 0.15
-
-    def __post_init__(self) -> None:
-        if not self.slop > 0:
-            raise ConfigError(f"slop must be > 0 s, got {self.slop}")
-        if not self.modality_timeout > 0:
-            raise ConfigError(f"modality_timeout must be > 0 s, got {self.modality_timeout}")
-        if self.readmit_frames < 1:
-            raise ConfigError(f"readmit_frames must be >= 1, got {self.readmit_frames}")
-        if self.buffer_size < 1:
-            raise ConfigError(f"buffer_size must be >= 1, got {self.buffer_size}")
-        if not self.max_delay >= 0:
-            raise ConfigError(f"max_delay must be >= 0 s, got {self.max_delay}")
+from binseg_ros.core.sync_config import SyncConfig
+from binseg_ros.modalities import MODALITIES, Subset, canonical
 
 
 class Health(str, Enum):
@@ -118,6 +97,7 @@ class Synchronizer:
         self.emitted = 0
         self.frames_emitted = 0  # frames inside emitted sets: with drops, accounts for every frame
         self._started: int | None = None  # arrival (ns) of the very first accepted frame
+        self._latest: int | None = None  # the latest node time (ns) it was given
 
     def _configure(self, config: SyncConfig) -> None:
         self.config = config
@@ -134,6 +114,7 @@ class Synchronizer:
     def push(self, frame: Frame) -> DropReason | None:
         """Offer a frame; returns the drop reason if it was rejected on arrival."""
         with self._lock:
+            self._follow_clock(frame.arrival.clock_ns)
             channel = self._channels[frame.modality]
             reason = self._reject_reason(frame, channel)
             if reason is not None:
@@ -156,6 +137,7 @@ class Synchronizer:
     def poll(self, now: int) -> None:
         """Re-evaluate at ``now`` ns: a sensor that stopped sends nothing to end a wait or time out."""
         with self._lock:
+            self._follow_clock(now)
             self._match(now)
 
     def flush(self) -> int:
@@ -169,6 +151,7 @@ class Synchronizer:
     # -- state -------------------------------------------------------------------------
     def health(self, now: int) -> dict[str, Health]:
         with self._lock:
+            self._follow_clock(now)
             return {m: self._health(m, now) for m in MODALITIES}
 
     def drop_counts(self) -> Counter[str]:
@@ -188,9 +171,27 @@ class Synchronizer:
 
     def active(self, now: int) -> Subset:
         with self._lock:
+            self._follow_clock(now)
             return self._active(now)
 
+    def intervals(self) -> dict[str, float]:
+        """Each modality's current frame interval (ns), once it has one."""
+        with self._lock:
+            return {m: i for m, c in self._channels.items() if (i := c.cadence.interval) is not None}
+
     # -- internals (lock held) ---------------------------------------------------------
+    def _follow_clock(self, now: int) -> None:
+        """Re-base the times kept on the node's clock if it went back (see the module's doc)."""
+        if self._latest is None or now >= self._latest - self._timeout:
+            self._latest = now if self._latest is None else max(self._latest, now)
+            return
+        jump, self._latest = now - self._latest, now
+        self._started = None if self._started is None else self._started + jump
+        for channel in self._channels.values():
+            channel.cadence.shift(jump)
+            channel.rewind.clear()  # a run of stamps going back is judged afresh on the new clock
+            self._discard(channel, DropReason.UNMATCHED)
+
     def _alive(self, channel: Channel, now: int) -> bool:
         return channel.cadence.last_arrival is not None and now - channel.cadence.last_arrival <= self._timeout
 

@@ -76,6 +76,19 @@ def test_sigint_shutdown_is_clean_and_quick(fast_engine, ros_harness, frames):
     assert "Traceback" not in node.output and "Error" not in node.output, node.output
 
 
+def test_the_runtimes_own_warnings_are_ros_log_lines(fast_engine, ros_harness, frames):
+    """The ROS-free runtime logs through Python's logging; in the node that must land in the ROS
+    log with its severity, not bare on stderr. Cameras at 5 Hz against a 0.3 s timeout are warned about."""
+    node = NodeProcess(fast_engine.root, ros_environment(), modality_timeout=0.3, diagnostics_period=0.2)
+    ros_harness.wait_for_target()
+    ros_harness.play([frames], count=6, rate=5.0, tag="slow")
+    ros_harness.spin_for(0.5)
+    assert node.stop() == 0, node.output
+    lines = [line for line in node.output.splitlines() if "modality_timeout 0.3 s is not above" in line]
+    assert lines, node.output
+    assert all(line.startswith("[WARN]") and "[segment_node]: binseg_ros.core.runtime: " in line for line in lines)
+
+
 def test_use_sim_time_follows_the_clock_topic(fast_engine, ros_harness, frames):
     node = NodeProcess(fast_engine.root, ros_environment(), use_sim_time=True, diagnostics_period=0.2)
     harness = ros_harness

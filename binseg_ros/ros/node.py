@@ -45,6 +45,7 @@ from binseg_ros.ros.calibration_source import CalibrationSource
 from binseg_ros.ros.conversions import header, to_image
 from binseg_ros.ros.diagnostics import build_diagnostics, calibration_status
 from binseg_ros.ros.lifecycle import LifecycleOptions, TransitionRunner
+from binseg_ros.ros.log_bridge import forward_package_logs
 from binseg_ros.ros.param_updates import watch_parameters
 from binseg_ros.ros.params import NodeSettings, declare_settings, warn_unknown_parameters
 from binseg_ros.ros.qos import Outputs, subscribe
@@ -284,6 +285,7 @@ def main(args: list[str] | None = None) -> int:
     if stop_requested():  # a signal came while this module was imported
         return 0
     logger = rclpy.logging.get_logger(NAME)
+    forward_package_logs(logger)
     node: SegmentNode | None = None
     context = None
     try:

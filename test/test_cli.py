@@ -29,8 +29,7 @@ VERBS = (
 DATASET_FLAGS = "--checkpoint, --data, --split, --size, --device"
 BAG_FLAGS = (
     "--save-predictions, --engine-dir, --backend, --form, --topics, --gt-topic, --gt-dir, --gt-tolerance, "
-    "--calibration, --slop, "
-    "--modality-timeout"
+    "--calibration, --slop, --modality-timeout, --max-delay, --readmit-frames, --no-quality-gate, --modalities"
 )
 
 
@@ -82,6 +81,14 @@ def test_subsets_are_parsed_once_at_the_boundary():
         (["build", "--subsets", "rgb,depth+depth"], "argument --subsets: modality subset 'depth+depth' names a"),
         (["export", "--size", "480by640"], "argument --size: size must look like HEIGHTxWIDTH"),
         (["replay", "--bag", "b", "--topics", "rgb"], "argument --topics: expected KEY=VALUE pairs, got 'rgb'"),
+        (["make-bag", "--data", "d", "--out", "o", "--size", "0x0"], "argument --size: size must be at least 1x1"),
+        (["export", "--size", "480x-640"], "argument --size: size must be at least 1x1"),
+        (["evaluate", "--bag", "b", "--gt-tolerance", "nan"], "argument --gt-tolerance: expected a finite number"),
+        (["replay", "--bag", "b", "--gt-tolerance", "inf"], "argument --gt-tolerance: expected a finite number"),
+        (["evaluate", "--bag", "b", "--gt-tolerance", "-0.1"], "argument --gt-tolerance: expected a finite number"),
+        (["evaluate", "--bag", "b", "--slop", "inf"], "argument --slop: expected a finite number"),
+        (["evaluate", "--bag", "b", "--modalities", "rgb+sonar"], "argument --modalities: unknown modality 'sonar'"),
+        (["replay", "--bag", "b", "--modalities", ""], "argument --modalities: empty modality subset"),
     ],
 )
 def test_bad_flag_values_are_argparse_errors(capsys, argv, message):
@@ -102,6 +109,15 @@ def test_bad_flag_values_are_argparse_errors(capsys, argv, message):
         (
             ["--data", "d", "--checkpoint", "c.pt", "--form", "fft", "--backend", "torch"],
             f"--backend, --form are for bag mode (--bag); dataset mode takes {DATASET_FLAGS}",
+        ),
+        (
+            ["--data", "d", "--checkpoint", "c.pt", "--max-delay", "1", "--readmit-frames", "2", "--no-quality-gate"],
+            "--max-delay, --readmit-frames, --no-quality-gate are for bag mode (--bag); "
+            f"dataset mode takes {DATASET_FLAGS}",
+        ),
+        (
+            ["--data", "d", "--checkpoint", "c.pt", "--modalities", "rgb+depth+thermal"],
+            f"--modalities is for bag mode (--bag); dataset mode takes {DATASET_FLAGS}",
         ),
         (
             ["--backend", "onnxruntime"],  # the default value, typed: still the wrong mode
@@ -126,6 +142,71 @@ def test_evaluate_refuses_the_other_modes_flags(capsys, tmp_path, argv, message)
     code, out, err = run(capsys, "evaluate", *argv)
     assert code == 2 and out == ""
     assert err.splitlines() == [f"binseg evaluate: error: {message}"]
+
+
+@pytest.mark.parametrize(
+    ("topics", "message"),
+    [
+        ("color=/rgb/image", "--topics: unknown modality 'color'; expected rgb, depth, thermal"),
+        ("thermal=/depth/image", "--topics: depth and thermal both read /depth/image; give each its own topic"),
+        ("rgb=/a,depth=/a", "--topics: rgb and depth both read /a; give each its own topic"),
+    ],
+)
+def test_bag_topics_are_known_modalities_each_on_its_own_topic(capsys, tmp_path, topics, message):
+    """Refused before the bag is read (here: before it is found missing)."""
+    for verb in ("evaluate", "replay"):
+        code, _, err = run(
+            capsys, verb, "--bag", str(tmp_path / "none"), "--out", str(tmp_path / "o"), "--topics", topics
+        )
+        assert code == 2 and err.splitlines() == [f"binseg {verb}: error: {message}"], err
+
+
+def test_topics_of_modalities_left_out_are_refused(capsys, tmp_path):
+    code, _, err = run(
+        capsys,
+        "evaluate",
+        "--bag",
+        str(tmp_path / "none"),
+        "--out",
+        str(tmp_path / "o"),
+        "--modalities",
+        "rgb+thermal",
+        "--topics",
+        "thermal=/depth/image,depth=/d",
+    )
+    assert code == 2
+    assert err.splitlines() == [
+        "binseg evaluate: error: --topics names depth, which --modalities rgb+thermal leaves out"
+    ]
+
+
+def test_evaluate_opens_the_engine_folder_before_it_reads_the_bag(capsys, tmp_path):
+    missing = tmp_path / "engines"
+    code, _, err = run(capsys, "evaluate", "--bag", str(tmp_path / "none"), "--engine-dir", str(missing))
+    assert code == 2
+    (line,) = error_lines(err)
+    assert line.startswith("binseg evaluate: error: ") and str(missing) in line and "no such bag" not in line
+
+
+def test_an_out_folder_that_cannot_be_made_is_refused_before_the_run(mm5_root, capsys, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    out = blocker / "out"
+    for argv in (
+        ["evaluate", "--bag", str(tmp_path / "none")],  # refused before the bag is even looked for
+        ["evaluate", "--checkpoint", "c.pt", "--data", str(mm5_root)],
+        ["replay", "--bag", str(tmp_path / "none")],
+    ):
+        code, _, err = run(capsys, *argv, "--out", str(out))
+        assert code == 2 and err.splitlines() == [
+            f"binseg {argv[0]}: error: --out {out}: cannot write there ({blocker} is not a folder)"
+        ]
+    code, _, err = run(
+        capsys, "make-bag", "--data", str(mm5_root), "--out", str(out), "--limit", "1", "--size", "60x80"
+    )
+    assert code == 2 and "Traceback" not in err
+    (line,) = error_lines(err)
+    assert line.startswith("binseg make-bag: error: ") and str(blocker) in line
 
 
 def test_replay_refuses_a_node_name_for_its_own_node(capsys):

@@ -32,7 +32,7 @@ from tqdm import tqdm
 from binseg_ros.backends.base import Backend
 from binseg_ros.backends.factory import create_backend
 from binseg_ros.bags.groundtruth import GroundTruth, nearest_stamp
-from binseg_ros.bags.io import bag_span, bag_topics, read_messages
+from binseg_ros.bags.io import bag_span, bag_topics, read_messages, require_images
 from binseg_ros.bags.make import DEFAULT_TOPICS, DegradeSchedule
 from binseg_ros.calibration.model import Rig
 from binseg_ros.core.drops import DropReason, unaccounted
@@ -102,7 +102,9 @@ class BagEvaluation:
         return vanished == (0, 0) and self.masks == len(self.scored) + sum(self.mask_skips.values())
 
     def overall(self) -> dict[str, float]:
-        return summarize([r.score for r in self.scored])  # type: ignore[misc]
+        """The metrics over every scored mask; {} when none was scored (as the replay's live metrics)."""
+        scored = self.scored
+        return summarize([r.score for r in scored]) if scored else {}  # type: ignore[misc]
 
     def per_subset(self) -> dict[str, dict[str, float]]:
         """The robustness table straight from the bag: metrics per active subset."""
@@ -259,11 +261,12 @@ class BagEvaluator:
         )
 
     def _check(self, bag: Path, truth: GroundTruth) -> None:
-        """Refuse a bag without the image topics, or ground truth without a mask."""
+        """Refuse a bag without the image topics or with one that holds no images, or ground truth without a mask."""
         available = bag_topics(bag)
         missing = [t for t in self.topics.values() if t not in available]
         if missing:
             raise BagError(f"{bag} has no topic {', '.join(missing)}; it has {', '.join(sorted(available)) or 'none'}")
+        require_images(bag, available, self.topics.values())
         if not len(truth):
             raise BagError(f"no ground truth: {truth.source} holds no usable mask")
 

@@ -4,9 +4,13 @@ A mask carries its anchor frame's stamp; the label nearest to it within a tolera
 default the synchroniser's slop) is its ground truth, so a mask anchored on depth while RGB
 was silent is scored against the label of that moment too.
 
-Two sources: a mono8 mask topic in the bag (> 127 = foreground), or a folder of PNGs named
-by stamp in nanoseconds (``1700000000066666667.png``). Masks are kept bit-packed, so a
-whole bag's labels fit in memory while the images stream past.
+Two sources: a mono8 mask topic in the bag (``sensor_msgs/Image``, or ``CompressedImage`` as
+image_transport sends it), or a folder of PNGs named by stamp in nanoseconds
+(``1700000000066666667.png``). Masks are kept bit-packed, so a whole bag's labels fit in
+memory while the images stream past.
+
+Labels come in two conventions, 0/255 and 0/1; :func:`foreground` reads either, per label, as
+each is read: a 0/1 label read as 0/255 would be empty, and every mask scored against nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from binseg_ros.bags.io import bag_topics, read_messages
+from binseg_ros.bags.io import bag_topics, read_messages, require_images
+from binseg_ros.core.compressed import decode, is_compressed
 from binseg_ros.core.messages import ConversionError, image_view, stamp_ns
 from binseg_ros.errors import BagError
 
@@ -63,13 +68,15 @@ class GroundTruth:
             image = cv2.imread(str(self._files[stamp]), cv2.IMREAD_GRAYSCALE)
             if image is None:
                 raise BagError(f"ground-truth PNG {self._files[stamp]} cannot be read")
-            return image > 127
+            return foreground(image)
         return None
 
     @classmethod
     def from_topic(cls, bag: str | Path, topic: str, tolerance_ns: int = 0) -> GroundTruth:
-        if topic not in bag_topics(bag):
+        types = bag_topics(bag)
+        if topic not in types:
             raise BagError(f"{bag} has no ground-truth topic {topic}; pass --gt-topic or --gt-dir")
+        require_images(bag, types, [topic])
         packed: dict[int, tuple[np.ndarray, tuple[int, int]]] = {}
         skipped = 0
         for message in read_messages(bag, [topic]):
@@ -101,11 +108,18 @@ def nearest_stamp(stamps: Sequence[int], stamp: int, tolerance_ns: int) -> int |
     return best if best is not None and abs(best - stamp) <= tolerance_ns else None
 
 
+def foreground(label: np.ndarray) -> np.ndarray:
+    """A mono8 label as a boolean mask: a 0/1 label (maximum 1) where it is 1, any other where it
+    is > 127 (0/255, and what JPEG or resizing left of it)."""
+    return label > (0 if label.max(initial=0) == 1 else 127)
+
+
 def _mono8_mask(msg: Any) -> np.ndarray | None:
-    """A label message as a boolean mask (> 127), or None when it is not a readable mono8 image."""
-    if msg is None or msg.encoding != "mono8":
+    """A label message (Image or CompressedImage) as a boolean mask, or None when it is not a readable mono8 image."""
+    if msg is None:
         return None
     try:
-        return image_view(msg) > 127
+        encoding, pixels = decode(msg) if is_compressed(msg) else (msg.encoding, image_view(msg))
     except ConversionError:
         return None
+    return foreground(pixels) if encoding == "mono8" else None

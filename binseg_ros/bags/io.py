@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -29,6 +29,7 @@ from binseg_ros.errors import BagError
 TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
+IMAGE_TYPES = (IMAGE, COMPRESSED_IMAGE)  # what an image or label topic may hold
 DIAGNOSTICS = "diagnostic_msgs/msg/DiagnosticArray"
 STORAGES = {"sqlite3": StoragePlugin.SQLITE3, "mcap": StoragePlugin.MCAP}
 _Image = TYPESTORE.types[IMAGE]
@@ -83,8 +84,12 @@ class BagWriter:
             raise BagError(f"{self.path} already exists; rosbag2 writes a new folder: remove it or choose another")
 
     def __enter__(self) -> BagWriter:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._staging = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".partial", dir=self.path.parent))
+        try:  # before the first message is made: make-bag fails before reading any image
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            staging = tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".partial", dir=self.path.parent)
+        except OSError as exc:
+            raise BagError(f"{self.path}: cannot write a bag there ({exc.strerror or exc})") from exc
+        self._staging = Path(staging)
         self._writer = ChecksummedWriter(self._staging / self.path.name, version=9, storage_plugin=self._storage)
         try:
             self._writer.open()
@@ -136,6 +141,18 @@ def bag_topics(path: str | Path) -> dict[str, str]:
     """Topic → message type of the bag at ``path``."""
     with open_bag(path) as reader:
         return {c.topic: c.msgtype for c in reader.connections}
+
+
+def require_images(path: str | Path, types: Mapping[str, str], topics: Iterable[str]) -> None:
+    """Refuse a topic of ``topics`` whose type (``types``: the bag's :func:`bag_topics`) is no image:
+    its messages have no pixels, and reading them as images would fail mid-run.
+
+    Raises:
+        BagError: naming the topic, its type and the types expected.
+    """
+    for topic in topics:
+        if types[topic] not in IMAGE_TYPES:
+            raise BagError(f"{path}: topic {topic} is {types[topic]}; expected {' or '.join(IMAGE_TYPES)}")
 
 
 def bag_span(path: str | Path, topics: Iterable[str] | None = None) -> tuple[int, int, int]:

@@ -49,7 +49,7 @@ def metrics_json(evaluation: BagEvaluation) -> dict[str, Any]:
             "mask_skips": evaluation.mask_skips,
             "balanced": evaluation.accounting_balanced,
         },
-        "overall": evaluation.overall() if evaluation.scored else {},
+        "overall": evaluation.overall(),
         "per_subset": evaluation.per_subset(),
         "per_window": evaluation.per_window(),
         "latency_ms": evaluation.latency_ms(),

@@ -6,6 +6,8 @@ Values are checked and converted here, where they enter the package: a size beco
 A type that fails raises ``argparse.ArgumentTypeError`` with the reason, which argparse
 prints as ``binseg <verb>: error: argument --flag: <reason>`` (exit 2).
 
+The flags of the bag runs (``evaluate --bag``, ``replay``) are in :mod:`binseg_ros.cli.bag_args`.
+
 Verbs with modes (``evaluate``) need to know which flags the user typed, not only their
 values (a default looks the same as a typed value): :func:`track_given` makes a parser note
 every flag it sees, and :func:`given_flags` reads the note back.
@@ -15,11 +17,11 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from binseg_ros.backends.factory import BACKEND_NAMES
 from binseg_ros.errors import BinsegError, ConfigError
 from binseg_ros.forms import GRAPH_FORMS, GraphForm
 from binseg_ros.modalities import Subset, parse_subset
@@ -27,16 +29,9 @@ from binseg_ros.modalities import Subset, parse_subset
 if TYPE_CHECKING:
     from typing import TypeAlias
 
-    from binseg_ros.bags.groundtruth import GroundTruth
-    from binseg_ros.calibration.model import Rig
-    from binseg_ros.core.sync import SyncConfig
     from binseg_ros.datasets import FolderLayout, LabelMap
 
     Verbs: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]  # what register() adds parsers to
-
-"""The backends ``evaluate --bag`` and ``replay`` take, as their help has always said: the CPU
-runtimes of :data:`~binseg_ros.backends.factory.BACKEND_NAMES` (``auto`` / ``tensorrt`` would
-name a run by what it asked for rather than what ran, and build TensorRT plans mid-evaluation)."""
 
 GIVEN = "given_flags"  # namespace attribute where tracked parsers note the flags they saw
 
@@ -47,18 +42,31 @@ def parse_size(text: str) -> tuple[int, int]:
         height, width = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"size must look like HEIGHTxWIDTH (e.g. 480x640), got {text!r}") from None
+    if height < 1 or width < 1:
+        raise argparse.ArgumentTypeError(f"size must be at least 1x1, got {text!r}")
     return height, width
 
 
-def positive_float(text: str) -> float:
-    """A finite number > 0 (a duration, a rate)."""
+def _finite_float(text: str, bound: str, within: Callable[[float], bool]) -> float:
+    """``text`` as a finite number ``within`` its ``bound`` (``> 0``): nan and inf would pass a
+    comparison or two and then fail deep in the run, as an integer conversion or a timeout."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
+    if not (math.isfinite(value) and within(value)):
+        raise argparse.ArgumentTypeError(f"expected a finite number {bound}, got {text}")
     return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0 (a duration, a rate)."""
+    return _finite_float(text, "> 0", lambda value: value > 0)
+
+
+def non_negative_float(text: str) -> float:
+    """A finite number >= 0 (a tolerance or delay where 0 means none)."""
+    return _finite_float(text, ">= 0", lambda value: value >= 0)
 
 
 def csv_list(text: str) -> list[str]:
@@ -77,12 +85,17 @@ def key_values(text: str) -> dict[str, str]:
     return pairs
 
 
-def subset_list(text: str) -> list[Subset]:
-    """``rgb+depth,thermal`` → ``[("rgb", "depth"), ("thermal",)]``, each checked and in canonical order."""
+def subset(text: str) -> Subset:
+    """``depth+rgb`` → ``("rgb", "depth")``: one subset, spelled as the node's ``modalities`` parameter."""
     try:
-        return [parse_subset(part) for part in csv_list(text)]
+        return parse_subset(text)
     except BinsegError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def subset_list(text: str) -> list[Subset]:
+    """``rgb+depth,thermal`` → ``[("rgb", "depth"), ("thermal",)]``, each checked and in canonical order."""
+    return [subset(part) for part in csv_list(text)]
 
 
 def form_list(text: str) -> list[GraphForm]:
@@ -94,6 +107,24 @@ def form_list(text: str) -> list[GraphForm]:
             f"unknown form {unknown[0]!r}; expected a comma list of {', '.join(GRAPH_FORMS)}"
         )
     return [cast(GraphForm, form) for form in forms]
+
+
+def check_output_folder(path: Path) -> None:
+    """Refuse an ``--out`` that cannot be written, before a run that ends by writing into it, so
+    it fails now rather than after the whole run. Nothing is created: a run refused later (a
+    damaged bag) leaves nothing behind. The folder, or its nearest parent that exists (where
+    the run will make it), must be a folder that takes a new file.
+
+    Raises:
+        ConfigError: naming the folder and why it cannot be written.
+    """
+    existing = next(folder for folder in (path, *path.parents) if folder.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"--out {path}: cannot write there ({existing} is not a folder)")
+    try:
+        tempfile.TemporaryFile(dir=existing).close()
+    except OSError as exc:
+        raise ConfigError(f"--out {path}: cannot write there ({exc.strerror or exc})") from exc
 
 
 # --- which flags were typed --------------------------------------------------------------------
@@ -122,11 +153,16 @@ class _StoreTrueGiven(_NotesGiven, argparse._StoreTrueAction):
     pass
 
 
+class _StoreFalseGiven(_NotesGiven, argparse._StoreFalseAction):
+    pass
+
+
 def track_given(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Make ``parser``'s plain and ``store_true`` flags (added after this call) note themselves."""
+    """Make ``parser``'s plain, ``store_true`` and ``store_false`` flags (added after this call) note themselves."""
     parser.register("action", None, _StoreGiven)
     parser.register("action", "store", _StoreGiven)
     parser.register("action", "store_true", _StoreTrueGiven)
+    parser.register("action", "store_false", _StoreFalseGiven)
     return parser
 
 
@@ -197,87 +233,3 @@ def label_map(args: argparse.Namespace) -> LabelMap:
         return LabelMap(frozenset(int(v) for v in args.positive_labels) or None)
     except ValueError as exc:
         raise ConfigError(f"--positive-labels must be integers, got {args.positive_labels}") from exc
-
-
-# --- bag runs (evaluate --bag, replay) ---------------------------------------------------------
-
-
-def add_bag_args(parser: argparse.ArgumentParser) -> None:
-    """What a bag run needs beyond the bag: engines, backend, topics, ground truth, sync."""
-    from binseg_ros.core.sync import SyncConfig
-    from binseg_ros.forms import PORTABLE_FORMS
-
-    parser.add_argument("--engine-dir", type=Path, help="engine folder (default: the installed model)")
-    parser.add_argument(
-        "--backend",
-        default="onnxruntime",
-        choices=BACKEND_NAMES,
-        help="inference runtime, as the node's backend parameter",
-    )
-    parser.add_argument(
-        "--form", default="matmul", choices=PORTABLE_FORMS, help="ONNX graph form: " + " | ".join(PORTABLE_FORMS)
-    )
-    parser.add_argument(
-        "--topics", type=key_values, default={}, help="image topics, e.g. rgb=/cam/color (default /<m>/image)"
-    )
-    parser.add_argument("--gt-topic", default="/ground_truth/mask", help="ground-truth mask topic in the bag (mono8)")
-    parser.add_argument("--gt-dir", type=Path, help="ground truth as PNGs named <stamp_ns>.png instead of a topic")
-    parser.add_argument(
-        "--gt-tolerance", type=float, help="s between a mask's stamp and its label's, nearest wins (default: --slop)"
-    )
-    parser.add_argument(
-        "--calibration", type=Path, help="rig file: register depth and thermal into the reference camera after sync"
-    )
-    parser.add_argument("--slop", type=float, default=SyncConfig.slop, help="as the node's parameter")
-    parser.add_argument(
-        "--modality-timeout", type=float, default=SyncConfig.modality_timeout, help="as the node's parameter"
-    )
-    parser.add_argument("--max-delay", type=float, default=SyncConfig.max_delay, help="as the node's parameter")
-    parser.add_argument("--readmit-frames", type=int, default=SyncConfig.readmit_frames, help="as the node's parameter")
-    parser.add_argument(
-        "--no-quality-gate",
-        dest="quality_gate",
-        action="store_false",
-        help="use every image the sensors send, degraded or not (the node's quality.enabled:=false)",
-    )
-
-
-def bag_truth(args: argparse.Namespace) -> GroundTruth:
-    """Ground truth from ``--gt-dir`` if given, else from ``--gt-topic`` in ``--bag``; a mask is
-    scored against the label nearest its stamp within ``--gt-tolerance`` (default: the slop)."""
-    from binseg_ros.bags.groundtruth import GroundTruth
-    from binseg_ros.core.frame import seconds_to_ns
-
-    tolerance = seconds_to_ns(args.slop if args.gt_tolerance is None else args.gt_tolerance)
-    if tolerance < 0:
-        raise ConfigError(f"--gt-tolerance must be >= 0 s, got {args.gt_tolerance}")
-    if args.gt_dir:
-        return GroundTruth.from_folder(args.gt_dir, tolerance)
-    return GroundTruth.from_topic(args.bag, args.gt_topic, tolerance)
-
-
-def bag_rig(args: argparse.Namespace) -> Rig | None:
-    """The rig of ``--calibration``, loaded and validated; None for already registered bags."""
-    from binseg_ros.calibration.files import load_rig
-
-    return load_rig(args.calibration) if args.calibration is not None else None
-
-
-def bag_sync(args: argparse.Namespace) -> SyncConfig:
-    """The synchroniser settings of ``--slop``, ``--modality-timeout``, ``--max-delay`` and
-    ``--readmit-frames`` (checked here, as the node checks its parameters)."""
-    from binseg_ros.core.sync import SyncConfig
-
-    return SyncConfig(
-        slop=args.slop,
-        modality_timeout=args.modality_timeout,
-        max_delay=args.max_delay,
-        readmit_frames=args.readmit_frames,
-    )
-
-
-def bag_topics(args: argparse.Namespace) -> dict[str, str]:
-    """Modality → image topic: the node's defaults with ``--topics`` on top."""
-    from binseg_ros.bags.make import DEFAULT_TOPICS
-
-    return {**DEFAULT_TOPICS, **args.topics}

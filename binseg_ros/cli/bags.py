@@ -15,11 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from binseg_ros.cli.args import (
-    add_bag_args,
     add_dataset_args,
-    bag_sync,
-    bag_topics,
-    bag_truth,
+    check_output_folder,
     folder_layout,
     given_flags,
     key_values,
@@ -28,6 +25,7 @@ from binseg_ros.cli.args import (
     parse_size,
     track_given,
 )
+from binseg_ros.cli.bag_args import add_bag_args, bag_sync, bag_topics, bag_truth
 
 if TYPE_CHECKING:
     from binseg_ros.cli.args import Verbs
@@ -118,7 +116,7 @@ def cmd_make_bag(args: argparse.Namespace) -> int:
         degrade=DegradeSchedule(tuple(DegradeWindow.parse(d) for d in args.degrade)),
         drop_probability=args.drop_probability,
         size=args.size,
-        topics=bag_topics(args),
+        topics=bag_topics(args.topics),
         gt_topic=args.gt_topic,
         storage=args.storage,
         seed=args.seed,
@@ -187,6 +185,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
             "a node already running (--node-running)",
             "replay starts its own segment_node otherwise",
         )
+    topics, sync = bag_topics(args.topics, args.modalities), bag_sync(args)
+    check_output_folder(args.out)
     verify(args.bag, "replay")  # before ROS is imported: a damaged bag is refused without it
     from binseg_ros.ros.replay import ReplayOptions, run_replay
 
@@ -196,8 +196,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         engine_dir=args.engine_dir,
         backend=args.backend,
         form=args.form,
-        topics=bag_topics(args),
-        sync=bag_sync(args),
+        topics=topics,
+        sync=sync,
         rate=args.rate,
         node_running=args.node_running,
         node_name=args.node_name,

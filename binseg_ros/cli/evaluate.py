@@ -17,20 +17,12 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from binseg_ros.cli.args import (
-    add_bag_args,
-    bag_rig,
-    bag_sync,
-    bag_topics,
-    bag_truth,
-    given_flags,
-    only_in_mode,
-    parse_size,
-    track_given,
-)
-from binseg_ros.errors import ConfigError
+from binseg_ros.cli.args import check_output_folder, given_flags, only_in_mode, parse_size, track_given
+from binseg_ros.cli.bag_args import add_bag_args, bag_rig, bag_sync, bag_topics, bag_truth
+from binseg_ros.errors import BagError, ConfigError
 
 if TYPE_CHECKING:
+    from binseg_ros.bags.evaluate import BagEvaluation
     from binseg_ros.cli.args import Verbs
 
 DATASET_FLAGS = ("--checkpoint", "--data", "--split", "--size", "--device")
@@ -46,6 +38,10 @@ BAG_FLAGS = (
     "--calibration",
     "--slop",
     "--modality-timeout",
+    "--max-delay",
+    "--readmit-frames",
+    "--no-quality-gate",
+    "--modalities",
 )
 BAG_MODE_TAKES = f"bag mode takes --bag, {', '.join(BAG_FLAGS)}"
 DATASET_MODE_TAKES = f"dataset mode takes {', '.join(DATASET_FLAGS)}"
@@ -95,8 +91,10 @@ def check_mode(args: argparse.Namespace) -> str:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Run the mode the flags name."""
-    return cmd_evaluate_bag(args) if check_mode(args) == "bag" else cmd_evaluate_dataset(args)
+    """Run the mode the flags name, once its output folder is known to be writable."""
+    mode = check_mode(args)
+    check_output_folder(args.out)
+    return cmd_evaluate_bag(args) if mode == "bag" else cmd_evaluate_dataset(args)
 
 
 def cmd_evaluate_dataset(args: argparse.Namespace) -> int:
@@ -111,34 +109,53 @@ def cmd_evaluate_dataset(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate_bag(args: argparse.Namespace) -> int:
-    """The bag run and its report; print one summary line, then the bag's degradation windows if it has any."""
+    """The bag run and its report; print one summary line, then the bag's degradation windows if it has any.
+
+    What needs no bag is checked first (flags, then the engine folder), so a typo fails at once
+    rather than after the bag's checksums were read. A run that scored no mask still writes its
+    report (the accounting says why) and ends in an error: there is no accuracy to state.
+    """
     from binseg_ros.bags.evaluate import BagEvaluator
     from binseg_ros.bags.report import window_table, write_report
     from binseg_ros.cli.bags import verify
     from binseg_ros.core.quality import QualityConfig
     from binseg_ros.engines.locate import open_engine_folder
 
+    topics, sync, rig = bag_topics(args.topics, args.modalities), bag_sync(args), bag_rig(args)
+    manifest = open_engine_folder(args.engine_dir)
     verify(args.bag, "evaluate")
     evaluator = BagEvaluator.for_engines(
-        open_engine_folder(args.engine_dir),
+        manifest,
         args.backend,
         args.form,
-        bag_sync(args),
-        bag_topics(args),
+        sync,
+        topics,
         keep_predictions=args.save_predictions,
-        rig=bag_rig(args),
+        rig=rig,
         quality=QualityConfig() if args.quality_gate else None,
     )
     evaluation = evaluator.run(args.bag, bag_truth(args))
     report = write_report(evaluation, args.out, f"Bag evaluation: {args.bag.name}")
     overall = evaluation.overall()
+    accuracy = f"IoU {overall['IoU']:.3f}, S {overall['S']:.3f}, MAE {overall['MAE']:.4f}" if overall else "none scored"
     print(
         f"{evaluation.masks} masks from {sum(evaluation.frames_in.values())} images in {evaluation.wall_s:.1f} s; "
-        f"IoU {overall['IoU']:.3f}, S {overall['S']:.3f}, MAE {overall['MAE']:.4f}; report: {report}"
+        f"{accuracy}; report: {report}"
     )
     if evaluation.degraded_frames:
         print(f"left out by the quality gate: {evaluation.degraded_frames}")
     windows = window_table(evaluation)
     if windows:
         print(windows)
+    if not overall:
+        raise BagError(f"{_unscored(evaluation)}; report: {report}")
     return 0
+
+
+def _unscored(evaluation: BagEvaluation) -> str:
+    """Why no mask was scored: the masks' skip reasons, or the images' drop reasons when no mask was made."""
+    if evaluation.masks:
+        reasons = ", ".join(f"{reason} {count}" for reason, count in evaluation.mask_skips.items())
+        return f"none of the {evaluation.masks} masks was scored ({reasons})"
+    images = sum(evaluation.frames_in.values())
+    return f"no mask was made from the {images} images (dropped: {evaluation.drops or 'none'})"

@@ -1,3 +1,3 @@
-"""Inference backends behind one :class:`~binseg_ros.backends.base.Backend` interface."""
+"""Inference backends behind one :class:`~binseg_ros.core.backend.Backend` interface."""
 
 from __future__ import annotations

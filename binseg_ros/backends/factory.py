@@ -6,7 +6,7 @@ import importlib.util
 import logging
 from pathlib import Path
 
-from binseg_ros.backends.base import Backend
+from binseg_ros.core.backend import Backend
 from binseg_ros.engines.manifest import Manifest
 from binseg_ros.engines.tensorrt.targets import FLAVOURS
 from binseg_ros.errors import BackendError

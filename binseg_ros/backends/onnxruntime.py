@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 import onnxruntime as ort
 
-from binseg_ros.backends.base import check_arrays, input_subset
+from binseg_ros.core.backend import check_arrays, input_subset
 from binseg_ros.engines.manifest import OUTPUT_NAME, Manifest
 from binseg_ros.errors import BackendError
 from binseg_ros.forms import PORTABLE_FORMS

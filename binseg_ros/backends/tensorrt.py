@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from binseg_ros.backends.base import check_arrays, input_subset
+from binseg_ros.core.backend import check_arrays, input_subset
 from binseg_ros.engines.manifest import OUTPUT_NAME, Manifest
 from binseg_ros.engines.tensorrt.imports import check_target, cuda_call, import_cudart, trt_logger
 from binseg_ros.engines.tensorrt.loading import load_engine

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from binseg_ros.backends.base import check_arrays, input_subset
+from binseg_ros.core.backend import check_arrays, input_subset
 from binseg_ros.engines.manifest import Manifest
 from binseg_ros.errors import BackendError
 from binseg_ros.modalities import CHANNELS, MODALITIES, Subset

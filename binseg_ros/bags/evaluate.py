@@ -29,12 +29,12 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from binseg_ros.backends.base import Backend
 from binseg_ros.backends.factory import create_backend
 from binseg_ros.bags.groundtruth import GroundTruth, nearest_stamp
 from binseg_ros.bags.io import bag_span, bag_topics, read_messages, require_images
 from binseg_ros.bags.make import DEFAULT_TOPICS, DegradeSchedule
 from binseg_ros.calibration.model import Rig
+from binseg_ros.core.backend import Backend
 from binseg_ros.core.drops import DropReason, unaccounted
 from binseg_ros.core.frame import Arrival, seconds_to_ns
 from binseg_ros.core.messages import ThermalUnits, stamp_ns

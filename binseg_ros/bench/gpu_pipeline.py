@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from binseg_ros.backends.base import Backend
+from binseg_ros.core.backend import Backend
 from binseg_ros.core.frame import NS_PER_S, Arrival
 from binseg_ros.core.messages import Header, Stamp, image_fields
 from binseg_ros.core.runtime import SegmentationRuntime

@@ -17,7 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
-from binseg_ros.backends.base import Backend
+from binseg_ros.core.backend import Backend
 from binseg_ros.core.frame import FrameSet
 from binseg_ros.core.postprocess import DEFAULT_THRESHOLD, to_mask, upscale
 from binseg_ros.core.preprocess import resized, to_input

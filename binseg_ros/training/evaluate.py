@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 from tqdm import tqdm
 
-from binseg_ros.backends.base import Backend
+from binseg_ros.core.backend import Backend
 from binseg_ros.core.frame import registered_set
 from binseg_ros.core.segmenter import Segmenter
 from binseg_ros.datasets import LabelMap

@@ -1,4 +1,8 @@
-"""The ``Backend`` protocol every runtime implements, and the input checks they share."""
+"""The ``Backend`` protocol every runtime implements, and the input checks they share.
+
+It lives in the core because the core is what calls it (the segmenter, the evaluations): the
+runtimes in :mod:`binseg_ros.backends` depend on this contract, never the other way round.
+"""
 
 from __future__ import annotations
 

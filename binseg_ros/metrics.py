@@ -85,7 +85,10 @@ def score_frame(probability: np.ndarray, truth: np.ndarray) -> FrameScore:
 
 
 def _mask_scores(probability: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """IoU, Dice, BER and BF of the published mask (``probability > 0.5``, not stretched)."""
+    """IoU, Dice, BER and BF of the published mask (``probability > 0.5``, not stretched; NaN is
+    no foreground there, as in the node's mask)."""
+    probability = np.nan_to_num(probability, nan=0.0)
+    truth = truth.astype(bool)
     mask = probability > 0.5
     if not truth.any():  # nothing to find: only false positives count
         false_positive_rate = float(mask.mean())

@@ -29,7 +29,7 @@ VERBS = (
 DATASET_FLAGS = "--checkpoint, --data, --split, --size, --device"
 BAG_FLAGS = (
     "--save-predictions, --engine-dir, --backend, --form, --topics, --gt-topic, --gt-dir, --gt-tolerance, "
-    "--calibration, --slop, --modality-timeout, --max-delay, --readmit-frames, --no-quality-gate, --modalities"
+    "--calibration, --modalities, --slop, --modality-timeout, --max-delay, --readmit-frames, --no-quality-gate"
 )
 
 
@@ -86,15 +86,16 @@ def test_subsets_are_parsed_once_at_the_boundary():
         (["evaluate", "--bag", "b", "--gt-tolerance", "nan"], "argument --gt-tolerance: expected a finite number"),
         (["replay", "--bag", "b", "--gt-tolerance", "inf"], "argument --gt-tolerance: expected a finite number"),
         (["evaluate", "--bag", "b", "--gt-tolerance", "-0.1"], "argument --gt-tolerance: expected a finite number"),
-        (["evaluate", "--bag", "b", "--slop", "inf"], "argument --slop: expected a finite number"),
+        (["evaluate", "--bag", "b", "--slop", "inf"], "slop must be a finite number > 0 s, got inf"),
+        (["replay", "--bag", "b", "--max-delay", "nan"], "max_delay must be a finite number >= 0 s, got nan"),
         (["evaluate", "--bag", "b", "--modalities", "rgb+sonar"], "argument --modalities: unknown modality 'sonar'"),
         (["replay", "--bag", "b", "--modalities", ""], "argument --modalities: empty modality subset"),
     ],
 )
-def test_bad_flag_values_are_argparse_errors(capsys, argv, message):
+def test_bad_flag_values_are_one_line_errors(capsys, argv, message):
     code, out, err = run(capsys, *argv)
     assert code == 2 and out == ""
-    (line,) = error_lines(err)  # under argparse's usage line
+    (line,) = error_lines(err)  # under argparse's usage line, where argparse found it
     assert line.startswith(f"binseg {argv[0]}: error: {message}")
     assert "Traceback" not in err
 

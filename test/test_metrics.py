@@ -124,6 +124,15 @@ def test_a_frame_with_nothing_to_find_scores_the_false_positives():
     assert scores["BER"] == pytest.approx(0.5 * 60 / 2400)
 
 
+def test_nan_in_a_probability_is_no_foreground_as_in_the_published_mask():
+    truth = np.zeros((40, 60), bool)
+    truth[:20] = True
+    probability = np.where(truth, 0.9, 0.1)
+    probability[:10] = np.nan  # half the foreground
+    scores = score_frame(probability, truth).scalars
+    assert scores["IoU"] == pytest.approx(0.5) and scores["Dice"] == pytest.approx(2 / 3)
+
+
 def test_bad_input_is_an_error():
     with pytest.raises(ValueError, match="differ in shape"):
         SegmentationMetrics().add(np.zeros((4, 4)), np.zeros((4, 5), bool))

@@ -104,8 +104,14 @@ def test_intrinsics_from_topics_start_the_node_when_complete(fast_engine, ros_ha
 
 def test_camera_info_follows_a_remapped_image_topic_with_the_images_qos(fast_engine, ros_harness):
     """Remapping an image topic moves its camera_info with it (image_transport's pairing), and
-    the camera_info subscription takes the images' best-effort QoS, which any driver reaches."""
-    params = {"engine_dir": str(fast_engine.root), "calibration_file": str(RIG), "camera_info_source": "topics"}
+    the camera_info subscriptions take the images' best-effort QoS, which any driver reaches,
+    unless a topic's own qos_overrides say otherwise: for that topic alone."""
+    params = {
+        "engine_dir": str(fast_engine.root),
+        "calibration_file": str(RIG),
+        "camera_info_source": "topics",
+        "qos_overrides./cam/color/camera_info.subscription.reliability": "reliable",  # this topic alone
+    }
     node = SegmentNode(
         context=ros_harness.context,
         cli_args=["--ros-args", "-r", "rgb/image:=/cam/color/image_raw"],
@@ -116,7 +122,10 @@ def test_camera_info_follows_a_remapped_image_topic_with_the_images_qos(fast_eng
         topics = {sub.topic_name for sub in node.subscriptions}
         assert {"/cam/color/camera_info", "/depth/camera_info", "/thermal/camera_info"} <= topics
         assert "/rgb/camera_info" not in topics
-        (endpoint,) = node.get_subscriptions_info_by_topic("/cam/color/camera_info")
-        assert endpoint.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
+        (overridden,) = node.get_subscriptions_info_by_topic("/cam/color/camera_info")
+        assert overridden.qos_profile.reliability == ReliabilityPolicy.RELIABLE
+        for topic in ("/depth/camera_info", "/thermal/camera_info"):
+            (endpoint,) = node.get_subscriptions_info_by_topic(topic)
+            assert endpoint.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT, topic
     finally:
         node.close()

@@ -3,6 +3,8 @@ rendered into the synthetic rig (what its cameras would publish) and registered 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -96,6 +98,18 @@ def test_sets_without_the_reference_camera_are_labelled_with_its_last_frame_id(r
     after = fresh(_frameset({"depth": published["depth"], "thermal": published["thermal"]}))
     assert after.anchor.modality == "depth" and after.anchor.resolution == rig.reference_info.resolution
     assert {f.frame_id for f in after.frames.values()} == {"rgb_optical"}
+
+
+def test_a_camera_registered_pixel_for_pixel_is_labelled_with_the_reference_frame_id(rig, round_trips):
+    """Depth aligned to colour by its driver passes through unchanged, and in a set without the
+    reference camera it still stands for the reference's frame."""
+    _, published, _ = round_trips[0]
+    aligned = replace(rig.cameras["depth"], info=rig.reference_info, T_reference_camera=None)
+    fresh = Registration(replace(rig, cameras={**rig.cameras, "depth": aligned}))
+    depth = cv2.resize(published["depth"], rig.reference_info.resolution[::-1], interpolation=cv2.INTER_NEAREST)
+    fresh(_frameset({"rgb": published["rgb"], "depth": depth}))
+    alone = fresh(_frameset({"depth": depth})).frames["depth"]
+    assert alone.frame_id == "rgb_optical" and alone.data is depth
 
 
 def test_the_reference_frame_is_not_copied(registration, round_trips):
@@ -225,7 +239,9 @@ def test_registered_cameras_pass_through(rig, round_trips):
     images = {"rgb": published["rgb"], "depth": np.zeros(size, np.uint16), "thermal": np.ones(size, np.float32)}
     frameset = _frameset(images)
     out = registration(frameset)
-    assert all(out.frames[m] is frameset.frames[m] for m in images) and out.anchor is frameset.anchor
+    assert out.frames["rgb"] is frameset.frames["rgb"] and out.anchor is frameset.anchor
+    assert all(out.frames[m].data is frameset.frames[m].data for m in images)  # pixels untouched, not copied
+    assert {frame.frame_id for frame in out.frames.values()} == {"rgb_optical"}
 
 
 def test_a_frame_of_the_wrong_size_is_refused(registration):

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from binseg_ros.backends.factory import BACKEND_NAMES
-from binseg_ros.cli.args import key_values, non_negative_float, positive_float, subset
+from binseg_ros.cli.args import key_values, non_negative_float, subset
 from binseg_ros.errors import ConfigError
 from binseg_ros.modalities import MODALITIES, Subset, canonical, subset_name
 
@@ -24,58 +24,65 @@ if TYPE_CHECKING:
     from binseg_ros.core.sync import SyncConfig
 
 
-def add_bag_args(parser: argparse.ArgumentParser) -> None:
-    """What a bag run needs beyond the bag: engines, backend, topics, ground truth, sync."""
+def add_bag_args(parser: argparse.ArgumentParser) -> tuple[str, ...]:
+    """What a bag run needs beyond the bag: engines, backend, topics, ground truth, sync; returns
+    the flags it added, for a verb with another mode to refuse them there."""
     from binseg_ros.core.sync import SyncConfig
     from binseg_ros.forms import PORTABLE_FORMS
 
-    parser.add_argument("--engine-dir", type=Path, help="engine folder (default: the installed model)")
-    parser.add_argument(
-        "--backend",
-        default="onnxruntime",
-        choices=BACKEND_NAMES,
-        help="inference runtime, as the node's backend parameter",
-    )
-    parser.add_argument(
-        "--form", default="matmul", choices=PORTABLE_FORMS, help="ONNX graph form: " + " | ".join(PORTABLE_FORMS)
-    )
-    parser.add_argument(
-        "--topics", type=key_values, default={}, help="image topics, e.g. rgb=/cam/color (default /<m>/image)"
-    )
-    parser.add_argument(
-        "--gt-topic",
-        default="/ground_truth/mask",
-        help="ground-truth mask topic in the bag: mono8 Image or CompressedImage, 0/255 or 0/1",
-    )
-    parser.add_argument("--gt-dir", type=Path, help="ground truth as PNGs named <stamp_ns>.png instead of a topic")
-    parser.add_argument(
-        "--gt-tolerance",
-        type=non_negative_float,
-        help="s between a mask's stamp and its label's, nearest wins (default: --slop)",
-    )
-    parser.add_argument(
-        "--calibration", type=Path, help="rig file: register depth and thermal into the reference camera after sync"
-    )
-    parser.add_argument(
-        "--modalities",
-        type=subset,
-        default=canonical(MODALITIES),
-        help="the sensors the robot has, as the node's parameter, e.g. rgb+depth (default: all three)",
-    )
-    parser.add_argument("--slop", type=positive_float, default=SyncConfig.slop, help="as the node's parameter")
-    parser.add_argument(
-        "--modality-timeout", type=positive_float, default=SyncConfig.modality_timeout, help="as the node's parameter"
-    )
-    parser.add_argument(
-        "--max-delay", type=non_negative_float, default=SyncConfig.max_delay, help="as the node's parameter"
-    )
-    parser.add_argument("--readmit-frames", type=int, default=SyncConfig.readmit_frames, help="as the node's parameter")
-    parser.add_argument(
-        "--no-quality-gate",
-        dest="quality_gate",
-        action="store_false",
-        help="use every image the sensors send, degraded or not (the node's quality.enabled:=false)",
-    )
+    added = [
+        parser.add_argument("--engine-dir", type=Path, help="engine folder (default: the installed model)"),
+        parser.add_argument(
+            "--backend",
+            default="onnxruntime",
+            choices=BACKEND_NAMES,
+            help="inference runtime, as the node's backend parameter",
+        ),
+        parser.add_argument(
+            "--form", default="matmul", choices=PORTABLE_FORMS, help="ONNX graph form: " + " | ".join(PORTABLE_FORMS)
+        ),
+        parser.add_argument(
+            "--topics", type=key_values, default={}, help="image topics, e.g. rgb=/cam/color (default /<m>/image)"
+        ),
+        parser.add_argument(
+            "--gt-topic",
+            default="/ground_truth/mask",
+            help="ground-truth mask topic in the bag: mono8 Image or CompressedImage, 0/255 or 0/1",
+        ),
+        parser.add_argument("--gt-dir", type=Path, help="ground truth as PNGs named <stamp_ns>.png instead of a topic"),
+        parser.add_argument(
+            "--gt-tolerance",
+            type=non_negative_float,
+            help="s between a mask's stamp and its label's, nearest wins (default: --slop)",
+        ),
+        parser.add_argument(
+            "--calibration", type=Path, help="rig file: register depth and thermal into the reference camera after sync"
+        ),
+        parser.add_argument(
+            "--modalities",
+            type=subset,
+            default=canonical(MODALITIES),
+            help="the sensors the robot has, as the node's parameter, e.g. rgb+depth (default: all three)",
+        ),
+        parser.add_argument("--slop", type=float, default=SyncConfig.slop, help="as the node's parameter"),
+        parser.add_argument(
+            "--modality-timeout",
+            type=float,
+            default=SyncConfig.modality_timeout,
+            help="as the node's parameter",
+        ),
+        parser.add_argument("--max-delay", type=float, default=SyncConfig.max_delay, help="as the node's parameter"),
+        parser.add_argument(
+            "--readmit-frames", type=int, default=SyncConfig.readmit_frames, help="as the node's parameter"
+        ),
+        parser.add_argument(
+            "--no-quality-gate",
+            dest="quality_gate",
+            action="store_false",
+            help="use every image the sensors send, degraded or not (the node's quality.enabled:=false)",
+        ),
+    ]
+    return tuple(action.option_strings[0] for action in added)
 
 
 def bag_truth(args: argparse.Namespace) -> GroundTruth:

@@ -26,24 +26,6 @@ if TYPE_CHECKING:
     from binseg_ros.cli.args import Verbs
 
 DATASET_FLAGS = ("--checkpoint", "--data", "--split", "--size", "--device")
-BAG_FLAGS = (
-    "--save-predictions",
-    "--engine-dir",
-    "--backend",
-    "--form",
-    "--topics",
-    "--gt-topic",
-    "--gt-dir",
-    "--gt-tolerance",
-    "--calibration",
-    "--slop",
-    "--modality-timeout",
-    "--max-delay",
-    "--readmit-frames",
-    "--no-quality-gate",
-    "--modalities",
-)
-BAG_MODE_TAKES = f"bag mode takes --bag, {', '.join(BAG_FLAGS)}"
 DATASET_MODE_TAKES = f"dataset mode takes {', '.join(DATASET_FLAGS)}"
 
 
@@ -65,13 +47,13 @@ def register(verbs: Verbs) -> None:
     )
     evaluate.add_argument("--device", default="cpu")
     evaluate.add_argument("--out", type=Path, default=Path("runs/evaluation"), help="report / robustness files here")
-    evaluate.add_argument(
+    predictions = evaluate.add_argument(
         "--save-predictions",
         action="store_true",
         help="bag mode: write each probability as OUT/predictions/<stamp_ns>.png (uint8)",
     )
-    add_bag_args(evaluate)
-    evaluate.set_defaults(func=cmd_evaluate)
+    bag_flags = (*predictions.option_strings, *add_bag_args(evaluate))
+    evaluate.set_defaults(func=cmd_evaluate, bag_flags=bag_flags)
 
 
 def check_mode(args: argparse.Namespace) -> str:
@@ -82,9 +64,10 @@ def check_mode(args: argparse.Namespace) -> str:
     """
     given = given_flags(args)
     if args.bag is not None:
-        only_in_mode(given, DATASET_FLAGS, "dataset mode (--checkpoint, --data)", BAG_MODE_TAKES)
+        bag_mode_takes = f"bag mode takes --bag, {', '.join(args.bag_flags)}"
+        only_in_mode(given, DATASET_FLAGS, "dataset mode (--checkpoint, --data)", bag_mode_takes)
         return "bag"
-    only_in_mode(given, BAG_FLAGS, "bag mode (--bag)", DATASET_MODE_TAKES)
+    only_in_mode(given, args.bag_flags, "bag mode (--bag)", DATASET_MODE_TAKES)
     if not args.checkpoint or args.data is None:
         raise ConfigError("evaluate needs --bag B, or --checkpoint and --data for the held-out robustness table")
     return "dataset"

@@ -242,8 +242,8 @@ class Registration:
         ``frame_id``: the output's (None: the frame's own).
         """
         step = self._steps.get(frame.modality)
-        if step is None:
-            return frame
+        if step is None:  # the reference, or a camera registered pixel for pixel: its pixels stay as they are
+            return frame if frame_id in (None, frame.frame_id) else replace(frame, frame_id=frame_id)
         expected = self.rig.resolution(frame.modality)
         if frame.resolution != expected:
             raise InputError(f"{frame.modality}: the rig's camera is {expected[1]}x{expected[0]}, "

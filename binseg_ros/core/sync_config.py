@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from binseg_ros.errors import ConfigError
@@ -21,13 +22,13 @@ class SyncConfig:
     max_delay: float = 0.15
 
     def __post_init__(self) -> None:
-        if not self.slop > 0:
-            raise ConfigError(f"slop must be > 0 s, got {self.slop}")
-        if not self.modality_timeout > 0:
-            raise ConfigError(f"modality_timeout must be > 0 s, got {self.modality_timeout}")
+        if not (math.isfinite(self.slop) and self.slop > 0):
+            raise ConfigError(f"slop must be a finite number > 0 s, got {self.slop}")
+        if not (math.isfinite(self.modality_timeout) and self.modality_timeout > 0):
+            raise ConfigError(f"modality_timeout must be a finite number > 0 s, got {self.modality_timeout}")
         if self.readmit_frames < 1:
             raise ConfigError(f"readmit_frames must be >= 1, got {self.readmit_frames}")
         if self.buffer_size < 1:
             raise ConfigError(f"buffer_size must be >= 1, got {self.buffer_size}")
-        if not self.max_delay >= 0:
-            raise ConfigError(f"max_delay must be >= 0 s, got {self.max_delay}")
+        if not (math.isfinite(self.max_delay) and self.max_delay >= 0):
+            raise ConfigError(f"max_delay must be a finite number >= 0 s, got {self.max_delay}")

@@ -155,7 +155,7 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "camera_info_source",
         "file",
-        "intrinsics from the rig's camera_info files, or from <modality>/camera_info topics",
+        "intrinsics from the rig's camera_info files, or from the camera_info topic beside each image topic",
         ("file", "topics"),
     ),
     ParamSpec("qos.reliability", "best_effort", "input QoS reliability", ("best_effort", "reliable")),

@@ -8,10 +8,11 @@ for one topic at a time, by its resolved name (``/rgb/image``, ``/segment_node/m
 profile the node passes is only the default those parameters start from: for the inputs,
 ``qos.reliability`` and ``qos.depth``; an override given for a topic wins over them.
 
-rclpy declares each override parameter when the topic is first created (the publishers at
-configure, the subscriptions at activate) and reads it again when a managed node re-creates the
-topic, so a value holds for the node's life. A value rclpy or the middleware would refuse stops
-the transition with a :class:`~binseg_ros.errors.ConfigError` naming the parameters.
+rclpy declares each override parameter when the topic is first created (the publishers and the
+camera_info subscriptions at configure, the image subscriptions at activate) and reads it again
+when a managed node re-creates the topic, so a value holds for the node's life. A value rclpy or
+the middleware would refuse stops the transition with a :class:`~binseg_ros.errors.ConfigError`
+naming the parameters.
 """
 
 from __future__ import annotations

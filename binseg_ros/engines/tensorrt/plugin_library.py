@@ -105,21 +105,23 @@ def load_plugin_library(path: str | Path) -> str:
         trt = import_tensorrt()
         trt_logger()  # TensorRT's logging set up before the library's setLoggerFinder is called
         registry = trt.get_plugin_registry()
-        if registry.get_creator(PLUGIN_NAME, PLUGIN_VERSION, PLUGIN_NAMESPACE) is not None:
-            by = f"plugin library {', '.join(_LOADED)}" if _LOADED else "other code"
-            raise BackendError(
-                f"cannot load TensorRT plugin library {resolved}: the plugin {_CREATOR} is already registered in "
-                f"this process (by {by}), and TensorRT registers a plugin once per process; load one plugin library"
-            )
         sha256 = hashlib.sha256(resolved.read_bytes()).hexdigest()
         try:
-            handle = registry.load_library(str(resolved))
+            handle, failure = registry.load_library(str(resolved)), ""
         except (RuntimeError, TypeError) as exc:
-            raise BackendError(f"TensorRT could not load plugin library {resolved}: {exc}") from exc
+            handle, failure = None, f": {exc}"
         if handle is None:
+            # Asked only now: a lookup of a creator that is not there may log an error of its own.
+            if registry.get_creator(PLUGIN_NAME, PLUGIN_VERSION, PLUGIN_NAMESPACE) is not None:
+                by = f"plugin library {', '.join(_LOADED)}" if _LOADED else "other code"
+                raise BackendError(
+                    f"cannot load TensorRT plugin library {resolved}: the plugin {_CREATOR} is already registered "
+                    f"in this process (by {by}), and TensorRT registers a plugin once per process; load one plugin "
+                    "library"
+                )
             raise BackendError(
-                f"TensorRT could not load plugin library {resolved} (see the TensorRT log above): it must "
-                "export getCreators/setLoggerFinder and be built against this TensorRT major version"
+                f"TensorRT could not load plugin library {resolved}{failure or ' (see the TensorRT log above)'}: it "
+                "must export getCreators/setLoggerFinder and be built against this TensorRT major version"
             )
         if registry.get_creator(PLUGIN_NAME, PLUGIN_VERSION, PLUGIN_NAMESPACE) is None:
             raise BackendError(

@@ -53,9 +53,11 @@ class FrameScore:
 
 
 def score_frame(probability: np.ndarray, truth: np.ndarray) -> FrameScore:
-    """Score ``probability`` in [0, 1] against a boolean ``truth`` of the same shape."""
+    """Score ``probability`` in [0, 1] against a boolean ``truth`` of the same shape; NaN scores as
+    0, no foreground, as the node's mask has it."""
     if probability.shape != truth.shape:
         raise ValueError(f"prediction {probability.shape} and ground truth {truth.shape} differ in shape")
+    probability = np.nan_to_num(probability.astype(np.float64), nan=0.0)
     pred = to_uint8(probability)
     gt = truth.astype(np.uint8) * 255
     s, e, wf, mae = sod.Smeasure(), sod.Emeasure(), sod.WeightedFmeasure(), sod.MAE()
@@ -73,7 +75,7 @@ def score_frame(probability: np.ndarray, truth: np.ndarray) -> FrameScore:
         "S": float(s.get_results()["sm"]),
         "wF": float(wf.get_results()["wfm"]),
         "MAE": float(mae.get_results()["mae"]),
-        **_mask_scores(probability.astype(np.float64), truth),
+        **_mask_scores(probability, truth),
     }
     curves = {
         "F": np.asarray(results["f"]["dynamic"], np.float64),
@@ -85,9 +87,7 @@ def score_frame(probability: np.ndarray, truth: np.ndarray) -> FrameScore:
 
 
 def _mask_scores(probability: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """IoU, Dice, BER and BF of the published mask (``probability > 0.5``, not stretched; NaN is
-    no foreground there, as in the node's mask)."""
-    probability = np.nan_to_num(probability, nan=0.0)
+    """IoU, Dice, BER and BF of the published mask (``probability > 0.5``, not stretched)."""
     truth = truth.astype(bool)
     mask = probability > 0.5
     if not truth.any():  # nothing to find: only false positives count

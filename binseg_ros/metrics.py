@@ -57,7 +57,7 @@ def score_frame(probability: np.ndarray, truth: np.ndarray) -> FrameScore:
     0, no foreground, as the node's mask has it."""
     if probability.shape != truth.shape:
         raise ValueError(f"prediction {probability.shape} and ground truth {truth.shape} differ in shape")
-    probability = np.nan_to_num(probability.astype(np.float64), nan=0.0)
+    probability = np.nan_to_num(probability, nan=0.0)  # its dtype kept: the uint8 map rounds as prediction PNGs do
     pred = to_uint8(probability)
     gt = truth.astype(np.uint8) * 255
     s, e, wf, mae = sod.Smeasure(), sod.Emeasure(), sod.WeightedFmeasure(), sod.MAE()
@@ -75,7 +75,7 @@ def score_frame(probability: np.ndarray, truth: np.ndarray) -> FrameScore:
         "S": float(s.get_results()["sm"]),
         "wF": float(wf.get_results()["wfm"]),
         "MAE": float(mae.get_results()["mae"]),
-        **_mask_scores(probability, truth),
+        **_mask_scores(probability.astype(np.float64), truth),
     }
     curves = {
         "F": np.asarray(results["f"]["dynamic"], np.float64),

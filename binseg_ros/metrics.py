@@ -90,10 +90,10 @@ def _mask_scores(probability: np.ndarray, truth: np.ndarray) -> dict[str, float]
     """IoU, Dice, BER and BF of the published mask (``probability > 0.5``, not stretched)."""
     truth = truth.astype(bool)
     mask = probability > 0.5
+    boundary = boundary_f_measure(mask, truth)
     if not truth.any():  # nothing to find: only false positives count
-        false_positive_rate = float(mask.mean())
         agree = float(not mask.any())
-        return {"IoU": agree, "Dice": agree, "BER": 0.5 * false_positive_rate, "BF": agree}
+        return {"IoU": agree, "Dice": agree, "BER": 0.5 * float(mask.mean()), "BF": boundary}
     binary = sod.FmeasureV2(
         {
             "iou": sod.IOUHandler(with_dynamic=False, with_adaptive=False, with_binary=True),
@@ -107,7 +107,7 @@ def _mask_scores(probability: np.ndarray, truth: np.ndarray) -> dict[str, float]
         "IoU": float(results["iou"]["binary"]),
         "Dice": float(results["dice"]["binary"]),
         "BER": float(results["ber"]["binary"]),
-        "BF": boundary_f_measure(mask, truth),
+        "BF": boundary,
     }
 
 

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from copy import copy
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -66,8 +65,7 @@ class CalibrationSource:
             for modality in (m for m in image_topics if m in self._rig.cameras):
                 topic = camera_info_topic(image_topics[modality])
                 callback = partial(self._on_camera_info, modality)
-                # A copy each: rclpy writes a topic's qos_overrides into the profile it is given.
-                self._subscriptions[modality] = subscribe(node, CameraInfoMsg, topic, callback, copy(qos))
+                self._subscriptions[modality] = subscribe(node, CameraInfoMsg, topic, callback, qos)
 
     def registration(self) -> Registration | None:
         """The registration to start with: the file's, when the file is the whole calibration."""

@@ -25,6 +25,8 @@ class RosLogHandler(logging.Handler):
         self._logger = logger
 
     def emit(self, record: logging.LogRecord) -> None:
+        # One call per severity, not ``log(message, severity)``: rclpy ties a severity to the
+        # line that logs, and refuses another one from the same line.
         try:
             message = self.format(record)
             if record.levelno >= logging.CRITICAL:

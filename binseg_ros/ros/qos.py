@@ -6,7 +6,9 @@ Every topic the node reads or writes is created with rclpy's default overridable
 ``qos_overrides.<topic>.<publisher|subscription>.<policy>`` parameters every ROS 2 node takes,
 for one topic at a time, by its resolved name (``/rgb/image``, ``/segment_node/mask``). The
 profile the node passes is only the default those parameters start from: for the inputs,
-``qos.reliability`` and ``qos.depth``; an override given for a topic wins over them.
+``qos.reliability`` and ``qos.depth``; an override given for a topic wins over them. rclpy writes
+a topic's overrides into the profile it is given, so each topic gets a copy of the one passed:
+one profile can serve several topics without one topic's override reaching the next.
 
 rclpy declares each override parameter when the topic is first created (the publishers and the
 camera_info subscriptions at configure, the image subscriptions at activate) and reads it again
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from copy import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,10 +54,7 @@ OVERRIDABLE = QoSOverridingOptions.with_default_policies(callback=_check_depth)
 
 
 def output_qos(depth: int = OUTPUT_DEPTH) -> QoSProfile:
-    """Reliable, keep-last: reaches best-effort subscribers too.
-
-    A new profile per call, because rclpy writes a topic's overrides into the profile it is given.
-    """
+    """Reliable, keep-last: reaches best-effort subscribers too."""
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE)
 
 
@@ -65,7 +65,7 @@ def subscribe(node: Node, msg_type: Any, topic: str, callback: Callable[[Any], N
         ConfigError: an override parameter with a value the policy does not have.
     """
     with _overrides_checked(node, topic, "subscription"):
-        return node.create_subscription(msg_type, topic, callback, qos, qos_overriding_options=OVERRIDABLE)
+        return node.create_subscription(msg_type, topic, callback, copy(qos), qos_overriding_options=OVERRIDABLE)
 
 
 def advertise(node: LifecycleNode, msg_type: Any, topic: str, qos: QoSProfile) -> LifecyclePublisher:
@@ -76,7 +76,7 @@ def advertise(node: LifecycleNode, msg_type: Any, topic: str, qos: QoSProfile) -
     """
     with _overrides_checked(node, topic, "publisher"):
         publisher: LifecyclePublisher = node.create_lifecycle_publisher(
-            msg_type, topic, qos, qos_overriding_options=OVERRIDABLE
+            msg_type, topic, copy(qos), qos_overriding_options=OVERRIDABLE
         )
     return publisher
 
